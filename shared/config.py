@@ -1,0 +1,97 @@
+"""Reading settings from environment variables with explicit casts.
+
+Every service has one settings module that calls these helpers; a missing or malformed value
+raises ConfigError naming the variable, so a misconfigured deployment fails at start-up.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+_MISSING = object()
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed."""
+
+
+def _raw(environ: Mapping[str, str] | None, name: str) -> str | None:
+    value = (os.environ if environ is None else environ).get(name)
+    if value is None or value.strip() == "":
+        return None
+    return value.strip()
+
+
+def env_str(name: str, default=_MISSING, environ: Mapping[str, str] | None = None) -> str | None:
+    value = _raw(environ, name)
+    if value is None:
+        if default is _MISSING:
+            raise ConfigError(f"{name} is required")
+        return default
+    return value
+
+
+def env_int(
+    name: str,
+    default=_MISSING,
+    environ: Mapping[str, str] | None = None,
+    minimum: int | None = None,
+    maximum: int | None = None,
+) -> int:
+    value = _raw(environ, name)
+    if value is None:
+        if default is _MISSING:
+            raise ConfigError(f"{name} is required")
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
+    if minimum is not None and number < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}")
+    if maximum is not None and number > maximum:
+        raise ConfigError(f"{name} must be at most {maximum}")
+    return number
+
+
+def env_float(
+    name: str, default=_MISSING, environ: Mapping[str, str] | None = None, minimum: float = 0.0
+) -> float:
+    value = _raw(environ, name)
+    if value is None:
+        if default is _MISSING:
+            raise ConfigError(f"{name} is required")
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if number < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}")
+    return number
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def env_bool(name: str, default: bool = False, environ: Mapping[str, str] | None = None) -> bool:
+    value = _raw(environ, name)
+    if value is None:
+        return default
+    lowered = value.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be one of 1/0/true/false/yes/no/on/off, got {value!r}")
+
+
+def env_list(
+    name: str, default: list[str] | None = None, environ: Mapping[str, str] | None = None
+) -> list[str]:
+    value = _raw(environ, name)
+    if value is None:
+        return list(default or [])
+    return [item.strip() for item in value.split(",") if item.strip()]

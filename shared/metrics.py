@@ -1,0 +1,66 @@
+"""Prometheus metrics: request counts and latencies by endpoint and status, and /metrics.
+
+Under gunicorn several workers serve one port, so `serve` points PROMETHEUS_MULTIPROC_DIR at a
+fresh directory and /metrics aggregates every worker's files.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from flask import Flask, Response, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+REQUESTS = Counter(
+    "http_requests_total",
+    "HTTP requests answered, by service, endpoint, method and status.",
+    ["service", "endpoint", "method", "status"],
+)
+LATENCY = Histogram(
+    "http_request_duration_seconds",
+    "Time to answer an HTTP request, by service and endpoint.",
+    ["service", "endpoint", "method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+def _registry() -> CollectorRegistry:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return registry
+    from prometheus_client import REGISTRY
+
+    return REGISTRY
+
+
+def register_metrics(app: Flask, service: str) -> None:
+    """Count and time every request; serve GET /metrics in the Prometheus text format."""
+
+    @app.before_request
+    def _metrics_start():
+        g.metrics_started = time.perf_counter()
+
+    @app.after_request
+    def _metrics_record(response):
+        # The URL rule, not the path, so per-device URLs do not explode the label set.
+        endpoint = request.url_rule.rule if request.url_rule else "<unmatched>"
+        REQUESTS.labels(service, endpoint, request.method, str(response.status_code)).inc()
+        started = g.get("metrics_started")
+        if started is not None:
+            LATENCY.labels(service, endpoint, request.method).observe(time.perf_counter() - started)
+        return response
+
+    def metrics():
+        """Prometheus metrics of this service."""
+        return Response(generate_latest(_registry()), mimetype=CONTENT_TYPE_LATEST)
+
+    app.add_url_rule("/metrics", "metrics", metrics, methods=["GET"])

@@ -1,0 +1,82 @@
+"""Routes and response policies both services share: /healthz, /readyz, /openapi.json, CORS
+and security headers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from flask import Flask, jsonify
+from flask_cors import CORS
+
+from shared.errors import error_response
+
+log = logging.getLogger(__name__)
+
+ReadinessCheck = Callable[[], None]  # raises on failure
+
+
+def register_health(app: Flask, checks: dict[str, ReadinessCheck]) -> None:
+    """/healthz answers while the process is alive; /readyz runs each dependency check."""
+
+    def healthz():
+        """Liveness: the process answers."""
+        return jsonify(status="ok")
+
+    def readyz():
+        """Readiness: every dependency answers."""
+        failed = {}
+        for name, check in checks.items():
+            try:
+                check()
+            except Exception as exc:
+                log.warning("readiness check %s failed: %s", name, exc.__class__.__name__)
+                failed[name] = ["unreachable"]
+        if failed:
+            names = ", ".join(sorted(failed))
+            return error_response(503, "unavailable", f"Not ready: {names} failed.", failed)
+        return jsonify(status="ok", checks={name: "ok" for name in checks})
+
+    app.add_url_rule("/healthz", "healthz", healthz, methods=["GET"])
+    app.add_url_rule("/readyz", "readyz", readyz, methods=["GET"])
+
+
+def register_openapi(app: Flask, build_spec: Callable[[], dict]) -> None:
+    """Serve the service's OpenAPI 3 document, built once on first request."""
+    cache: dict[str, dict] = {}
+
+    def openapi():
+        """The OpenAPI 3 document of this service."""
+        if "spec" not in cache:
+            cache["spec"] = build_spec()
+        return jsonify(cache["spec"])
+
+    app.add_url_rule("/openapi.json", "openapi", openapi, methods=["GET"])
+
+
+def configure_cors(app: Flask, origins: list[str]) -> None:
+    """CORS headers and preflight for the listed origins only (error responses included)."""
+    if not origins:
+        return
+    CORS(
+        app,
+        origins="*" if "*" in origins else origins,
+        allow_headers=["Authorization", "Content-Type", "If-None-Match", "X-Request-ID"],
+        expose_headers=["ETag", "Retry-After", "X-Request-ID", "WWW-Authenticate"],
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        max_age=600,
+    )
+
+
+def register_security_headers(app: Flask) -> None:
+    """Headers every API response carries: no sniffing, no framing, no caching by default."""
+
+    @app.after_request
+    def _security_headers(response):
+        headers = response.headers
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+        headers.setdefault("Cache-Control", "no-store")
+        return response
