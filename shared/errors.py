@@ -117,7 +117,7 @@ def json_object() -> dict:
         raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ApiError(
             400, "invalid_json", "The request body is not valid JSON.", {"body": [str(exc)]}
         ) from None

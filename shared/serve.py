@@ -69,6 +69,9 @@ def run_gunicorn(factory: str, args: argparse.Namespace, on_starting: Callable |
         # A login body is tiny, a 50,000-contact upload is not: the apps enforce their own
         # body limits, gunicorn only bounds header abuse.
         "limit_request_field_size": 16384,
+        # gunicorn's management socket defaults to ~/.gunicorn/gunicorn.ctl: shared by both
+        # services on one host, and unwritable under read-only roots and systemd DynamicUser.
+        "control_socket_disable": True,
     }
     if on_starting:
         options["on_starting"] = on_starting

@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from tests.support.servers import ROOT, PostgresDatabase, RedisServer
+from tests.support.servers import ROOT, PostgresDatabase, RedisServer, ServiceProcess
+from tests.support.stack import sso_env
 
 sys.path.insert(0, str(ROOT / "deploy" / "demo"))
 
@@ -43,3 +44,11 @@ def fresh_provider(provider):
     provider.reset()
     yield provider
     provider.reset()
+
+
+@pytest.fixture(scope="session")
+def sso_server(redis_server, provider):
+    """The SSO service as a real gunicorn process against the session Redis and provider."""
+    server = ServiceProcess("sso_service", sso_env(redis_server.url, provider), workers=2).start()
+    yield server
+    server.stop()

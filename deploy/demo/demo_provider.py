@@ -164,6 +164,9 @@ def _credentials(query: dict, content_type: str, body: bytes) -> tuple[str, str]
 def _make_handler(provider: DemoProvider):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes; with Nagle on, a keep-alive client waits for
+        # the delayed ACK (~40 ms) on every request.
+        disable_nagle_algorithm = True
 
         def log_message(self, *args):  # quiet: tests read provider.auth_requests instead
             pass

@@ -1,0 +1,23 @@
+"""`python -m sso_service serve|check-config` (also the `sso-server` binary)."""
+
+from __future__ import annotations
+
+import sys
+
+from shared.cli import run_cli
+
+
+def main(argv: list[str] | None = None) -> int:
+    from sso_service import check_config
+
+    return run_cli(
+        "sso-server",
+        "sso_service:create_app",
+        "127.0.0.1:8001",
+        check_config,
+        argv=argv,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

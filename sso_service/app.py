@@ -1,0 +1,53 @@
+"""The SSO service's application factory."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from shared.errors import register_error_handlers
+from shared.logging import configure_logging
+from shared.metrics import register_metrics
+from shared.web import configure_cors, register_health, register_openapi, register_security_headers
+from sso_service.errors import register_redis_error_handlers
+from sso_service.openapi import build_spec
+from sso_service.services import Services
+from sso_service.settings import Settings
+from sso_service.views import register_blueprints
+
+SERVICE = "sso_service"
+
+
+def create_app(config: Mapping[str, str] | Settings | None = None) -> Flask:
+    """Build the app from Settings, a mapping of environment variables, or the environment."""
+    settings = config if isinstance(config, Settings) else Settings.from_env(config)
+    app = Flask(SERVICE)
+    configure_request_handling(app, settings)
+    configure_logging(app, SERVICE, settings.log_level)
+    register_error_handlers(app)
+    register_redis_error_handlers(app)
+    register_metrics(app, SERVICE)
+    configure_cors(app, settings.cors_origins)
+    register_security_headers(app)
+    sso = register_services(app, settings)
+    register_health(app, {"redis": sso.redis.ping})
+    register_openapi(app, build_spec)
+    register_blueprints(app)
+    return app
+
+
+def configure_request_handling(app: Flask, settings: Settings) -> None:
+    """Body size limit, JSON output in field order, client address behind trusted proxies."""
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False
+    if settings.trusted_proxy_count > 0:
+        count = settings.trusted_proxy_count
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count)
+
+
+def register_services(app: Flask, settings: Settings) -> Services:
+    """Redis, the token store, limiter, definition source and ext-auth client, per app."""
+    app.extensions["sso"] = services = Services.build(settings)
+    return services

@@ -1,0 +1,56 @@
+"""The SSO service's collaborators, built once per app and reached through current_app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from flask import current_app
+
+from shared.http import make_session
+from sso_service.definitions import DefinitionSource, load_clouds_file
+from sso_service.ext_auth import ExtAuthClient
+from sso_service.rate_limit import LoginLimiter
+from sso_service.settings import Settings
+from sso_service.token_store import TokenStore, connect
+
+
+@dataclass
+class Services:
+    settings: Settings
+    redis: redis.Redis
+    tokens: TokenStore
+    limiter: LoginLimiter
+    definitions: DefinitionSource
+    ext_auth: ExtAuthClient
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        client = connect(settings.redis_url)
+        # One pooled session for the portal and every ext-auth host.
+        session = make_session(user_agent="contact-sync-sso", verify=settings.ca_bundle or True)
+        clouds = load_clouds_file(settings.clouds_file) if settings.clouds_file else {}
+        return cls(
+            settings=settings,
+            redis=client,
+            tokens=TokenStore(client, settings.token_secret, settings.token_ttl_seconds),
+            limiter=LoginLimiter(
+                client,
+                settings.max_failed_logins,
+                settings.failed_login_window_seconds,
+                settings.max_logins_per_ip,
+            ),
+            definitions=DefinitionSource(
+                client,
+                settings.portal_url,
+                settings.portal_cache_seconds,
+                settings.portal_timeout_seconds,
+                clouds,
+                session,
+            ),
+            ext_auth=ExtAuthClient(settings.allow_insecure_http, settings.default_region, session),
+        )
+
+
+def services() -> Services:
+    return current_app.extensions["sso"]

@@ -1,0 +1,102 @@
+"""SSO service settings, read from environment variables with explicit casts.
+
+Secrets (SSO_TOKEN_SECRET, SSO_INTROSPECTION_CLIENTS) have no defaults: a deployment without
+them fails at start-up instead of running with a guessable key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from shared.config import ConfigError, env_bool, env_float, env_int, env_list, env_str
+
+MIN_SECRET_LENGTH = 32
+
+
+def parse_clients(raw: str) -> dict[str, str]:
+    """`id:secret,id2:secret2` → {"id": "secret", ...}; the secret may itself contain ':'."""
+    clients: dict[str, str] = {}
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        client_id, sep, secret = item.partition(":")
+        if not sep or not client_id.strip() or not secret:
+            raise ConfigError("SSO_INTROSPECTION_CLIENTS must be id:secret pairs separated by ','")
+        clients[client_id.strip()] = secret
+    if not clients:
+        raise ConfigError("SSO_INTROSPECTION_CLIENTS is required")
+    return clients
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str
+    token_secret: str = field(repr=False)
+    introspection_clients: dict[str, str] = field(repr=False)
+    token_ttl_seconds: int = 7_776_000
+    portal_url: str | None = None
+    portal_cache_seconds: int = 300
+    portal_timeout_seconds: float = 5.0
+    clouds_file: str | None = None
+    allow_insecure_http: bool = False
+    max_failed_logins: int = 10
+    failed_login_window_seconds: int = 900
+    max_logins_per_ip: int = 300
+    trusted_proxy_count: int = 0
+    default_region: str | None = None
+    cors_origins: list[str] = field(default_factory=list)
+    log_level: str = "INFO"
+    max_body_bytes: int = 65_536
+    ca_bundle: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from `environ` (os.environ when None); ConfigError names what is wrong."""
+        secret = env_str("SSO_TOKEN_SECRET", environ=environ)
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise ConfigError(f"SSO_TOKEN_SECRET must be at least {MIN_SECRET_LENGTH} characters")
+        portal_url = env_str("SSO_PORTAL_URL", None, environ=environ)
+        if portal_url is not None and "{cloud_id}" not in portal_url:
+            raise ConfigError("SSO_PORTAL_URL must contain {cloud_id}")
+        region = env_str("SSO_DEFAULT_REGION", None, environ=environ)
+        if region is not None:
+            region = region.upper()
+            if len(region) != 2 or not region.isalpha():
+                raise ConfigError("SSO_DEFAULT_REGION must be a two-letter region code like US")
+        log_level = env_str("LOG_LEVEL", "INFO", environ=environ).upper()
+        if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ConfigError("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return cls(
+            redis_url=env_str("SSO_REDIS_URL", "redis://127.0.0.1:6379/0", environ=environ),
+            token_secret=secret,
+            introspection_clients=parse_clients(
+                env_str("SSO_INTROSPECTION_CLIENTS", environ=environ)
+            ),
+            token_ttl_seconds=env_int(
+                "SSO_TOKEN_TTL_SECONDS", 7_776_000, environ=environ, minimum=1
+            ),
+            portal_url=portal_url,
+            portal_cache_seconds=env_int(
+                "SSO_PORTAL_CACHE_SECONDS", 300, environ=environ, minimum=0
+            ),
+            portal_timeout_seconds=env_float(
+                "SSO_PORTAL_TIMEOUT_SECONDS", 5.0, environ=environ, minimum=0.1
+            ),
+            clouds_file=env_str("SSO_CLOUDS_FILE", None, environ=environ),
+            allow_insecure_http=env_bool("SSO_ALLOW_INSECURE_HTTP", False, environ=environ),
+            max_failed_logins=env_int("SSO_MAX_FAILED_LOGINS", 10, environ=environ, minimum=1),
+            failed_login_window_seconds=env_int(
+                "SSO_FAILED_LOGIN_WINDOW_SECONDS", 900, environ=environ, minimum=1
+            ),
+            max_logins_per_ip=env_int("SSO_MAX_LOGINS_PER_IP", 300, environ=environ, minimum=1),
+            trusted_proxy_count=env_int(
+                "SSO_TRUSTED_PROXY_COUNT", 0, environ=environ, minimum=0, maximum=10
+            ),
+            default_region=region,
+            cors_origins=env_list("CORS_ORIGINS", [], environ=environ),
+            log_level=log_level,
+            max_body_bytes=env_int("SSO_MAX_BODY_BYTES", 65_536, environ=environ, minimum=1024),
+            ca_bundle=env_str("SSO_CA_BUNDLE", None, environ=environ),
+        )

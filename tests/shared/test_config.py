@@ -1,0 +1,83 @@
+"""shared.config: reading settings with explicit casts."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.config import ConfigError, env_bool, env_float, env_int, env_list, env_str
+
+
+def test_env_str():
+    assert env_str("A", environ={"A": " x "}) == "x"
+    assert env_str("A", "d", environ={}) == "d"
+    assert env_str("A", None, environ={"A": "   "}) is None
+    with pytest.raises(ConfigError, match="A is required"):
+        env_str("A", environ={})
+
+
+def test_env_str_reads_os_environ(monkeypatch):
+    monkeypatch.setenv("CS_TEST_VALUE", "from-env")
+    assert env_str("CS_TEST_VALUE") == "from-env"
+
+
+@pytest.mark.parametrize(
+    ("raw", "kwargs", "expected"),
+    [("5", {}, 5), ("-3", {}, -3), (None, {"default": 7}, 7), ("10", {"maximum": 10}, 10)],
+)
+def test_env_int(raw, kwargs, expected):
+    environ = {} if raw is None else {"N": raw}
+    assert env_int("N", environ=environ, **kwargs) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "kwargs", "match"),
+    [
+        ("five", {}, "whole number"),
+        ("1.5", {}, "whole number"),
+        ("0", {"minimum": 1}, "at least 1"),
+        ("11", {"maximum": 10}, "at most 10"),
+        (None, {}, "required"),
+    ],
+)
+def test_env_int_refusals(raw, kwargs, match):
+    environ = {} if raw is None else {"N": raw}
+    with pytest.raises(ConfigError, match=match):
+        env_int("N", environ=environ, **kwargs)
+
+
+def test_env_float():
+    assert env_float("F", environ={"F": "1.5"}) == 1.5
+    assert env_float("F", 2.0, environ={}) == 2.0
+    with pytest.raises(ConfigError, match="number"):
+        env_float("F", environ={"F": "fast"})
+    with pytest.raises(ConfigError, match="at least"):
+        env_float("F", environ={"F": "-1"})
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("1", True),
+        ("true", True),
+        ("YES", True),
+        ("on", True),
+        ("0", False),
+        ("false", False),
+        ("No", False),
+        ("off", False),
+        (None, False),
+    ],
+)
+def test_env_bool(raw, expected):
+    assert env_bool("B", environ={} if raw is None else {"B": raw}) is expected
+
+
+def test_env_bool_refuses_other_words():
+    with pytest.raises(ConfigError, match="B must be one of"):
+        env_bool("B", environ={"B": "maybe"})
+
+
+def test_env_list():
+    assert env_list("L", environ={"L": "a, b,,c "}) == ["a", "b", "c"]
+    assert env_list("L", ["x"], environ={}) == ["x"]
+    assert env_list("L", environ={}) == []

@@ -1,0 +1,414 @@
+"""Unit tests of the ext-auth client: placeholders, definitions, parsing, numbers, HTTP."""
+
+# ruff: noqa: E501 - the parametrized tables read best one case per line
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+import xml.etree.ElementTree as ET
+
+import pytest
+import requests
+import responses
+
+from sso_service.ext_auth import (
+    Credentials,
+    Definition,
+    ExtAuthClient,
+    InvalidCredentials,
+    UnsafeValue,
+    UpstreamError,
+    build_call,
+    escape_url,
+    normalise_numbers,
+    parse_answer,
+    parse_headers,
+    substitute,
+)
+
+PASSWORDS = [
+    "plain",
+    'p&ss "100%"',
+    "a+b=c&d",
+    "100% sure",
+    "<tag attr='x'>",
+    'it\'s "quoted"',
+    "with space and trailing ",
+    "pässwörd-日本語-🙂",
+    "%password%",
+    "back\\slash",
+    "semi;colon#hash?q",
+]
+
+
+def creds(password: str, **kw) -> Credentials:
+    values = {"username": "alice", "cloud_id": "ACME", "host": "sip.example.com"} | kw
+    return Credentials(password=password, **values)
+
+
+# --- placeholders --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("password", PASSWORDS)
+def test_url_placeholders_arrive_intact(password):
+    definition = Definition.from_fields(
+        {"url": "https://x.test/auth?u=%username%&p=%password%&h=%host%&c=%cloud_id%"}
+    )
+    call = build_call(definition, creds(password), allow_insecure_http=False)
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(call.url).query)
+    assert query == {
+        "u": ["alice"],
+        "p": [password],
+        "h": ["sip.example.com"],
+        "c": ["ACME"],
+    }
+
+
+@pytest.mark.parametrize("password", PASSWORDS)
+def test_form_body_placeholders_arrive_intact(password):
+    definition = Definition.from_fields(
+        {"url": "https://x.test/auth", "postData": "username=%username%&password=%password%"}
+    )
+    call = build_call(definition, creds(password), allow_insecure_http=False)
+    assert urllib.parse.parse_qs(call.body.decode()) == {
+        "username": ["alice"],
+        "password": [password],
+    }
+    assert call.headers["Content-Type"] == b"application/x-www-form-urlencoded"
+
+
+@pytest.mark.parametrize("password", PASSWORDS)
+def test_json_body_placeholders_arrive_intact(password):
+    definition = Definition.from_fields(
+        {
+            "url": "https://x.test/auth",
+            "postData": '{"account": {"username": "%account[username]%", '
+            '"password": "%account[password]%", "host": "%account[host]%"}}',
+            "contentType": "application/json; charset=utf-8",
+        }
+    )
+    call = build_call(definition, creds(password), allow_insecure_http=False)
+    assert json.loads(call.body) == {
+        "account": {"username": "alice", "password": password, "host": "sip.example.com"}
+    }
+
+
+@pytest.mark.parametrize("password", PASSWORDS)
+def test_xml_body_placeholders_arrive_intact(password):
+    definition = Definition.from_fields(
+        {
+            "url": "https://x.test/auth",
+            "postData": "<auth u='%username%'><password>%password%</password></auth>",
+            "contentType": "text/xml",
+        }
+    )
+    call = build_call(definition, creds(password), allow_insecure_http=False)
+    root = ET.fromstring(call.body)  # noqa: S314 - our own output
+    assert root.get("u") == "alice"
+    assert root.findtext("password") == password
+
+
+@pytest.mark.parametrize(
+    ("template", "escape", "expected"),
+    [
+        ("%password%", "url", "p%26ss%20%22100%25%22"),
+        ("%password%", "json", 'p&ss \\"100%\\"'),
+        ("%password%", "xml", "p&amp;ss &quot;100%&quot;"),
+        ("%password%", "raw", 'p&ss "100%"'),
+        ("%account[password]%/%account[username]%", "raw", 'p&ss "100%"/alice'),
+        ("%host%|%unknown%|%%", "raw", "sip.example.com|%unknown%|%%"),
+    ],
+)
+def test_substitution_table(template, escape, expected):
+    from sso_service import ext_auth
+
+    escaper = {
+        "url": ext_auth.escape_url,
+        "json": ext_auth.escape_json,
+        "xml": ext_auth.escape_xml,
+        "raw": ext_auth.escape_raw,
+    }[escape]
+    assert substitute(template, creds('p&ss "100%"'), escaper) == expected
+
+
+def test_substitution_is_single_pass():
+    assert substitute("%password%", creds("%username%"), escape_url) == "%25username%25"
+
+
+def test_host_is_empty_without_one():
+    assert substitute("[%host%]", creds("x", host=""), escape_url) == "[]"
+
+
+@pytest.mark.parametrize("password", PASSWORDS)
+def test_header_placeholders_are_inserted_as_they_are(password):
+    definition = Definition.from_fields(
+        {"url": "https://x.test/", "headers": "X-User: %username%\nX-Pass: %password%"}
+    )
+    call = build_call(definition, creds(password), allow_insecure_http=False)
+    assert call.headers["X-Pass"] == password.encode()
+    assert call.headers["X-User"] == b"alice"
+
+
+@pytest.mark.parametrize("bad", ["a\r\nX-Evil: 1", "a\nb", "a\rb"])
+def test_cr_or_lf_in_a_header_value_is_refused(bad):
+    definition = Definition.from_fields({"url": "https://x.test/", "headers": "X-P: %password%"})
+    with pytest.raises(UnsafeValue) as caught:
+        build_call(definition, creds(bad), allow_insecure_http=False)
+    assert caught.value.field == "password"
+
+
+def test_cr_or_lf_is_fine_outside_headers():
+    definition = Definition.from_fields({"url": "https://x.test/?p=%password%"})
+    call = build_call(definition, creds("a\r\nb"), allow_insecure_http=False)
+    assert "%0D%0A" in call.url
+
+
+# --- definitions ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "method", "content_type", "timeout"),
+    [
+        ({"url": "https://x/"}, "GET", "application/x-www-form-urlencoded", 10.0),
+        ({"url": "https://x/", "postData": "a=b"}, "POST", "application/x-www-form-urlencoded", 10),
+        ({"url": "https://x/", "postData": ""}, "POST", "application/x-www-form-urlencoded", 10),
+        ({"url": "https://x/", "postData": "a", "method": "put"}, "PUT", "application/x-www-form-urlencoded", 10),
+        ({"url": "https://x/", "method": "post"}, "POST", "application/x-www-form-urlencoded", 10),
+        ({"url": "https://x/", "contentType": "application/json", "timeout": 3}, "GET", "application/json", 3),
+        ({"url": "https://x/", "timeout": 999}, "GET", "application/x-www-form-urlencoded", 30),
+    ],
+)  # fmt: skip
+def test_definition_defaults(fields, method, content_type, timeout):
+    definition = Definition.from_fields(fields)
+    assert (definition.method, definition.content_type, definition.timeout) == (
+        method,
+        content_type,
+        timeout,
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (None, ()),
+        ("", ()),
+        ("X-A: 1\nX-B:  two words \r\n\nbroken line\n", (("X-A", "1"), ("X-B", "two words"))),
+        (["X-A: 1", "X-B: 2"], (("X-A", "1"), ("X-B", "2"))),
+        ({"X-A": "1"}, (("X-A", "1"),)),
+        ("Bad Name: x\nX-Ok: y", (("X-Ok", "y"),)),
+        ("X-Url: http://a:b@c", (("X-Url", "http://a:b@c"),)),
+    ],
+)
+def test_parse_headers(raw, expected):
+    assert parse_headers(raw) == expected
+
+
+def test_digest_credentials_come_from_the_definition():
+    definition = Definition.from_fields(
+        {"url": "https://x/", "authUsername": "svc", "authPassword": "pw"}
+    )
+    assert build_call(definition, creds("x"), False).auth == ("svc", "pw")
+
+
+@pytest.mark.parametrize(
+    ("url", "insecure", "allowed"),
+    [
+        ("https://x.test/a", False, True),
+        ("http://x.test/a", False, False),
+        ("http://x.test/a", True, True),
+        ("ftp://x.test/a", True, False),
+        ("file:///etc/passwd", True, False),
+        ("x.test/a", True, False),
+    ],
+)
+def test_only_https_unless_insecure_is_allowed(url, insecure, allowed):
+    definition = Definition.from_fields({"url": url})
+    if allowed:
+        assert build_call(definition, creds("x"), insecure).url == url
+    else:
+        with pytest.raises(UpstreamError):
+            build_call(definition, creds("x"), insecure)
+
+
+# --- parsing the answer ----------------------------------------------------------------------
+
+NUMS = ["+15551231234", "+442071838750"]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "numbers", "sip_uri"),
+    [
+        ("application/json", '{"phoneNumbers": ["+15551231234", "+442071838750"], "sipUri": "sip:a@b"}', NUMS, "sip:a@b"),
+        ("application/json; charset=utf-8", '{"phone_numbers": ["+15551231234"], "sip_uri": "sip:a@b"}', NUMS[:1], "sip:a@b"),
+        ("application/json", '{"numbers": [{"number": "+15551231234"}, {"number": "+442071838750"}]}', NUMS, None),
+        ("application/json", '{"phoneNumbers": [{"number": "+15551231234"}, "+442071838750"]}', NUMS, None),
+        ("application/json", '{"phoneNumbers": []}', [], None),
+        ("application/json", "{}", [], None),
+        ("application/json", '{"phoneNumbers": ["+15551231234", "garbage", "+1555123123"]}', NUMS[:1], None),
+        ("application/json", '{"phoneNumbers": "+15551231234", "sipUri": ""}', NUMS[:1], None),
+        ("application/vnd.acme+json", '{"numbers": ["+15551231234"]}', NUMS[:1], None),
+        ("application/xml", "<r><phoneNumbers><phoneNumber>+15551231234</phoneNumber><phoneNumber>+442071838750</phoneNumber></phoneNumbers><sipUri>sip:a@b</sipUri></r>", NUMS, "sip:a@b"),
+        ("text/xml", "<account><numbers><number>+15551231234</number></numbers></account>", NUMS[:1], None),
+        (None, "<a><phoneNumbers><phoneNumber> +1 (555) 123-1234 </phoneNumber></phoneNumbers></a>", NUMS[:1], None),
+        ("", "<?xml version='1.0'?><x:a xmlns:x='urn:x'><x:phoneNumbers><x:phoneNumber>+15551231234</x:phoneNumber></x:phoneNumbers><x:sipUri>sip:n@s</x:sipUri></x:a>", NUMS[:1], "sip:n@s"),
+        ("application/xml", "<phoneNumbers><phoneNumber>+15551231234</phoneNumber></phoneNumbers>", NUMS[:1], None),
+        ("application/xml", "<ok/>", [], None),
+        ("application/json", "", [], None),
+        (None, "  \n", [], None),
+        ("application/json", '{"phoneNumbers": ["+15551231234", "+15551231234"]}', NUMS[:1], None),
+    ],
+)  # fmt: skip
+def test_parser_accepts(content_type, body, numbers, sip_uri):
+    result = parse_answer(content_type, body.encode(), None)
+    assert (result.phone_numbers, result.sip_uri) == (numbers, sip_uri)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/json", "{not json"),
+        ("application/json", "[1, 2]"),
+        ("application/json", '"string"'),
+        ("application/json", "<xml/>"),
+        ("application/xml", '{"phoneNumbers": []}'),
+        ("application/xml", "<unclosed>"),
+        (None, "\x00<<not json or xml{{"),
+        ("text/plain", "hello"),
+        ("application/xml", '<!DOCTYPE x [<!ENTITY e "boom">]><x>&e;</x>'),
+    ],
+)
+def test_parser_rejects_garbage(content_type, body):
+    with pytest.raises(UpstreamError):
+        parse_answer(content_type, body.encode(), None)
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "expected"),
+    [
+        (["+15551231234"], None, ["+15551231234"]),
+        (["+1 (555) 123-1234"], None, ["+15551231234"]),
+        (["+44 20 7183 8750"], None, ["+442071838750"]),
+        (["020 7183 8750"], None, []),
+        (["020 7183 8750"], "GB", ["+442071838750"]),
+        (["(555) 123-1234"], "US", ["+15551231234"]),
+        (["+1 555"], None, []),
+        (["not a number", ""], None, []),
+        (["+15551231234", "+1 555 123 1234"], None, ["+15551231234"]),
+        (["+4930123456"], None, ["+4930123456"]),
+        (["+999123456"], None, []),
+    ],
+)
+def test_e164_normalisation(raw, region, expected):
+    assert normalise_numbers(raw, region) == expected
+
+
+# --- the HTTP client (responses) -------------------------------------------------------------
+
+URL = "https://auth.test/ext"
+
+
+@pytest.fixture
+def client():
+    return ExtAuthClient(allow_insecure_http=False)
+
+
+@responses.activate
+def test_client_success_returns_numbers(client):
+    responses.get(URL, json={"phoneNumbers": ["+15551231234"], "sipUri": "sip:a@b"})
+    result = client.authenticate(Definition.from_fields({"url": URL}), creds("pw"))
+    assert result.phone_numbers == ["+15551231234"]
+    assert result.sip_uri == "sip:a@b"
+
+
+@responses.activate
+def test_client_posts_the_body_with_its_content_type(client):
+    seen = {}
+
+    def callback(request):
+        seen.update(headers=request.headers, body=json.loads(request.body))
+        return 200, {}, ""
+
+    responses.add_callback(responses.POST, URL, callback=callback)
+    definition = Definition.from_fields(
+        {
+            "url": URL,
+            "postData": '{"u": "%username%", "p": "%password%"}',
+            "contentType": "application/json",
+            "headers": "X-Cloud: %cloud_id%",
+        }
+    )
+    assert client.authenticate(definition, creds('p"w')).phone_numbers == []
+    assert seen["body"] == {"u": "alice", "p": 'p"w'}
+    assert seen["headers"]["Content-Type"] in ("application/json", b"application/json")
+    assert seen["headers"]["X-Cloud"] in ("ACME", b"ACME")
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
+@responses.activate
+def test_client_4xx_is_invalid_credentials(client, status):
+    responses.get(URL, status=status)
+    with pytest.raises(InvalidCredentials):
+        client.authenticate(Definition.from_fields({"url": URL}), creds("pw"))
+
+
+@pytest.mark.parametrize("status", [301, 302, 500, 502, 503, 100])
+@responses.activate
+def test_client_other_statuses_are_upstream_errors(client, status):
+    responses.get(URL, status=status, headers={"Location": "http://evil.test/"})
+    with pytest.raises(UpstreamError):
+        client.authenticate(Definition.from_fields({"url": URL}), creds("pw"))
+
+
+@pytest.mark.parametrize(
+    "exc", [requests.ConnectionError("x"), requests.Timeout("x"), requests.TooManyRedirects("x")]
+)
+@responses.activate
+def test_client_transport_failures_are_upstream_errors(client, exc):
+    responses.get(URL, body=exc)
+    with pytest.raises(UpstreamError):
+        client.authenticate(Definition.from_fields({"url": URL}), creds("pw"))
+
+
+@responses.activate
+def test_client_garbage_2xx_is_upstream_error(client):
+    responses.get(URL, body=b"\x00<<garbage", content_type="application/xml")
+    with pytest.raises(UpstreamError) as caught:
+        client.authenticate(Definition.from_fields({"url": URL}), creds("pw"))
+    assert caught.value.reason == "unparseable"
+
+
+@responses.activate
+def test_client_refuses_huge_answers(client):
+    responses.get(URL, body=b"<a>" + b" " * (2 << 20) + b"</a>", content_type="application/xml")
+    with pytest.raises(UpstreamError):
+        client.authenticate(Definition.from_fields({"url": URL}), creds("pw"))
+
+
+@responses.activate
+def test_client_uses_the_definition_timeout(client):
+    seen = {}
+
+    def callback(request):
+        seen["timeout"] = request.req_kwargs["timeout"]
+        return 200, {}, ""
+
+    responses.add_callback(responses.GET, URL, callback=callback)
+    client.authenticate(Definition.from_fields({"url": URL, "timeout": 2.5}), creds("pw"))
+    assert seen["timeout"] == 2.5
+
+
+def test_client_refuses_plain_http_without_calling():
+    with responses.RequestsMock() as mock, pytest.raises(UpstreamError):
+        ExtAuthClient(allow_insecure_http=False).authenticate(
+            Definition.from_fields({"url": "http://auth.test/"}), creds("pw")
+        )
+    assert len(mock.calls) == 0
+
+
+@responses.activate
+def test_client_normalises_with_the_default_region():
+    responses.get(URL, json={"phoneNumbers": ["(555) 123-1234", "020 7183 8750"]})
+    client = ExtAuthClient(default_region="US")
+    result = client.authenticate(Definition.from_fields({"url": URL}), creds("pw"))
+    assert result.phone_numbers == ["+15551231234"]

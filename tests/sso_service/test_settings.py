@@ -1,0 +1,120 @@
+"""Settings from the environment: defaults, casts and refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.config import ConfigError
+from sso_service.settings import Settings, parse_clients
+
+BASE = {"SSO_TOKEN_SECRET": "s" * 32, "SSO_INTROSPECTION_CLIENTS": "contacts:secret"}
+
+
+def test_defaults():
+    settings = Settings.from_env(BASE)
+    assert settings.redis_url == "redis://127.0.0.1:6379/0"
+    assert settings.token_ttl_seconds == 7_776_000
+    assert settings.portal_cache_seconds == 300
+    assert settings.portal_timeout_seconds == 5.0
+    assert settings.allow_insecure_http is False
+    assert settings.max_failed_logins == 10
+    assert settings.failed_login_window_seconds == 900
+    assert settings.max_logins_per_ip == 300
+    assert settings.trusted_proxy_count == 0
+    assert settings.default_region is None
+    assert settings.cors_origins == []
+    assert settings.log_level == "INFO"
+    assert settings.max_body_bytes == 65536
+    assert settings.introspection_clients == {"contacts": "secret"}
+
+
+def test_every_variable_is_read():
+    settings = Settings.from_env(
+        BASE
+        | {
+            "SSO_REDIS_URL": "redis://r:1/2",
+            "SSO_TOKEN_TTL_SECONDS": "3600",
+            "SSO_PORTAL_URL": "https://p/{cloud_id}",
+            "SSO_PORTAL_CACHE_SECONDS": "0",
+            "SSO_PORTAL_TIMEOUT_SECONDS": "1.5",
+            "SSO_CLOUDS_FILE": "/etc/clouds.yaml",
+            "SSO_ALLOW_INSECURE_HTTP": "yes",
+            "SSO_MAX_FAILED_LOGINS": "3",
+            "SSO_FAILED_LOGIN_WINDOW_SECONDS": "60",
+            "SSO_MAX_LOGINS_PER_IP": "5",
+            "SSO_TRUSTED_PROXY_COUNT": "1",
+            "SSO_DEFAULT_REGION": "gb",
+            "CORS_ORIGINS": "https://a.test, https://b.test",
+            "LOG_LEVEL": "debug",
+            "SSO_MAX_BODY_BYTES": "2048",
+            "SSO_CA_BUNDLE": "/etc/ca.pem",
+        }
+    )
+    assert settings.redis_url == "redis://r:1/2"
+    assert settings.token_ttl_seconds == 3600
+    assert settings.portal_url == "https://p/{cloud_id}"
+    assert settings.portal_cache_seconds == 0
+    assert settings.portal_timeout_seconds == 1.5
+    assert settings.clouds_file == "/etc/clouds.yaml"
+    assert settings.allow_insecure_http is True
+    assert settings.max_failed_logins == 3
+    assert settings.failed_login_window_seconds == 60
+    assert settings.max_logins_per_ip == 5
+    assert settings.trusted_proxy_count == 1
+    assert settings.default_region == "GB"
+    assert settings.cors_origins == ["https://a.test", "https://b.test"]
+    assert settings.log_level == "DEBUG"
+    assert settings.max_body_bytes == 2048
+    assert settings.ca_bundle == "/etc/ca.pem"
+
+
+@pytest.mark.parametrize(
+    ("change", "names"),
+    [
+        ({"SSO_TOKEN_SECRET": ""}, "SSO_TOKEN_SECRET"),
+        ({"SSO_TOKEN_SECRET": "short"}, "SSO_TOKEN_SECRET"),
+        ({"SSO_INTROSPECTION_CLIENTS": ""}, "SSO_INTROSPECTION_CLIENTS"),
+        ({"SSO_INTROSPECTION_CLIENTS": "nosecret"}, "SSO_INTROSPECTION_CLIENTS"),
+        ({"SSO_INTROSPECTION_CLIENTS": ":secret"}, "SSO_INTROSPECTION_CLIENTS"),
+        ({"SSO_TOKEN_TTL_SECONDS": "soon"}, "SSO_TOKEN_TTL_SECONDS"),
+        ({"SSO_PORTAL_URL": "https://portal/without/placeholder"}, "SSO_PORTAL_URL"),
+        ({"SSO_ALLOW_INSECURE_HTTP": "maybe"}, "SSO_ALLOW_INSECURE_HTTP"),
+        ({"SSO_MAX_FAILED_LOGINS": "0"}, "SSO_MAX_FAILED_LOGINS"),
+        ({"SSO_DEFAULT_REGION": "USA"}, "SSO_DEFAULT_REGION"),
+        ({"SSO_TRUSTED_PROXY_COUNT": "-1"}, "SSO_TRUSTED_PROXY_COUNT"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+    ],
+)
+def test_bad_values_name_the_variable(change, names):
+    with pytest.raises(ConfigError, match=names):
+        Settings.from_env(BASE | change)
+
+
+def test_secrets_are_not_in_repr():
+    text = repr(Settings.from_env(BASE))
+    assert "s" * 32 not in text
+    assert "secret" not in text.replace("token_secret", "")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("a:b", {"a": "b"}),
+        ("a:b, c:d:e ,", {"a": "b", "c": "d:e"}),
+    ],
+)
+def test_parse_clients(raw, expected):
+    assert parse_clients(raw) == expected
+
+
+def test_env_example_documents_every_sso_variable():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    read = set(
+        re.findall(r'"((?:SSO|CORS|LOG)_[A-Z_]+)"', (root / "sso_service/settings.py").read_text())
+    )
+    documented = set(re.findall(r"^([A-Z_]+)=", (root / ".env.example").read_text(), re.M))
+    assert read - documented == set()
+    assert read <= set(re.findall(r"`([A-Z_]+)`", (root / "docs/sso.md").read_text()))

@@ -1,0 +1,38 @@
+"""Helpers to run the real SSO service in tests (used by the SSO and Contacts suites)."""
+
+from __future__ import annotations
+
+import requests
+
+# The introspection client the Contacts service uses against the test SSO.
+INTROSPECTION_CLIENT = ("contacts", "contacts-test-secret")
+# A fixed, test-only token secret (64 hex characters).
+TEST_TOKEN_SECRET = "5f1d3c2b4a69788796a5b4c3d2e1f0011223344556677889900aabbccddeeff0"
+
+
+def sso_env(redis_url: str, provider, **overrides) -> dict[str, str]:
+    """Environment for a real SSO process talking to `provider` and this Redis."""
+    client_id, client_secret = INTROSPECTION_CLIENT
+    env = {
+        "SSO_REDIS_URL": redis_url,
+        "SSO_TOKEN_SECRET": TEST_TOKEN_SECRET,
+        "SSO_PORTAL_URL": provider.portal_url,
+        "SSO_ALLOW_INSECURE_HTTP": "1",
+        "SSO_INTROSPECTION_CLIENTS": f"{client_id}:{client_secret}",
+        # Generous limits: tests log in many times from one address.
+        "SSO_MAX_LOGINS_PER_IP": "100000",
+        "SSO_MAX_FAILED_LOGINS": "1000",
+        "LOG_LEVEL": "INFO",
+    }
+    env.update({name: str(value) for name, value in overrides.items()})
+    return env
+
+
+def login(sso_url: str, cloud_id: str, username: str, password: str, host=None) -> dict:
+    """Log in through POST /v1/tokens; asserts 200 and returns the JSON body."""
+    body = {"cloud_id": cloud_id, "username": username, "password": password}
+    if host is not None:
+        body["host"] = host
+    response = requests.post(f"{sso_url}/v1/tokens", json=body, timeout=15)
+    assert response.status_code == 200, (response.status_code, response.text)
+    return response.json()
