@@ -104,6 +104,10 @@ def build_spec() -> dict:
                     "400": _INVALID,
                     "401": _error("Client authentication failed", "invalid_client"),
                     "413": _TOO_LARGE,
+                    "429": _error(
+                        "Too many failed client authentications from this address; see Retry-After",
+                        "too_many_attempts",
+                    ),
                     "503": _UNAVAILABLE,
                 },
             }

@@ -39,6 +39,7 @@ class Services:
                 settings.max_failed_logins,
                 settings.failed_login_window_seconds,
                 settings.max_logins_per_ip,
+                settings.max_failed_client_auth_per_ip,
             ),
             definitions=DefinitionSource(
                 client,

@@ -44,6 +44,7 @@ class Settings:
     max_failed_logins: int = 10
     failed_login_window_seconds: int = 900
     max_logins_per_ip: int = 300
+    max_failed_client_auth_per_ip: int = 30
     trusted_proxy_count: int = 0
     default_region: str | None = None
     cors_origins: list[str] = field(default_factory=list)
@@ -91,6 +92,9 @@ class Settings:
                 "SSO_FAILED_LOGIN_WINDOW_SECONDS", 900, environ=environ, minimum=1
             ),
             max_logins_per_ip=env_int("SSO_MAX_LOGINS_PER_IP", 300, environ=environ, minimum=1),
+            max_failed_client_auth_per_ip=env_int(
+                "SSO_MAX_FAILED_CLIENT_AUTH_PER_IP", 30, environ=environ, minimum=1
+            ),
             trusted_proxy_count=env_int(
                 "SSO_TRUSTED_PROXY_COUNT", 0, environ=environ, minimum=0, maximum=10
             ),

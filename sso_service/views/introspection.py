@@ -9,7 +9,7 @@ from flask import Blueprint, jsonify, request
 from shared.errors import ApiError
 from sso_service.body import load_body
 from sso_service.schemas import TokenFieldSchema
-from sso_service.services import services
+from sso_service.services import Services, services
 
 blueprint = Blueprint("introspection", __name__)
 
@@ -17,8 +17,10 @@ blueprint = Blueprint("introspection", __name__)
 _DUMMY_SECRET = b"\x00" * 32
 
 
-def _authenticate_client() -> None:
-    clients = services().settings.introspection_clients
+def _authenticate_client(sso: Services) -> None:
+    address = request.remote_addr or "unknown"
+    sso.limiter.check_client_auth(address)
+    clients = sso.settings.introspection_clients
     auth = request.authorization
     given_id = auth.username if auth and auth.type == "basic" else None
     given_secret = (auth.password or "") if given_id is not None else ""
@@ -27,6 +29,7 @@ def _authenticate_client() -> None:
         given_secret.encode(), expected.encode() if expected is not None else _DUMMY_SECRET
     )
     if given_id is None or expected is None or not ok:
+        sso.limiter.record_client_auth_failure(address)
         raise ApiError(
             401,
             "invalid_client",
@@ -38,9 +41,10 @@ def _authenticate_client() -> None:
 @blueprint.post("/v1/introspect")
 def introspect_token():
     """Tell a trusted client whether a token is active and whose it is."""
-    _authenticate_client()
+    sso = services()
+    _authenticate_client(sso)
     body = load_body(TokenFieldSchema())
-    record = services().tokens.lookup(body["token"])
+    record = sso.tokens.lookup(body["token"])
     if record is None:
         return jsonify(active=False)
     return jsonify(

@@ -147,3 +147,34 @@ def test_expired_token_is_inactive_and_next_login_gets_a_new_one(make_app, accou
     assert response.json == {"active": False}
     second = client.post("/v1/tokens", json=body).json["token"]
     assert second != first["token"]
+
+
+def test_failed_client_authentication_is_throttled_per_address(make_app, account):
+    app = make_app(SSO_MAX_FAILED_CLIENT_AUTH_PER_IP="3")
+    client = app.test_client()
+    token = client.post("/v1/tokens", json=account).json["token"]
+    wrong = basic(INTROSPECTION_CLIENT[0], "guess")
+    for _ in range(3):
+        assert (
+            client.post("/v1/introspect", json={"token": token}, headers=wrong).status_code == 401
+        )
+    throttled = client.post("/v1/introspect", json={"token": token}, headers=wrong)
+    assert throttled.status_code == 429
+    assert throttled.json["error"] == "too_many_attempts"
+    assert int(throttled.headers["Retry-After"]) >= 1
+    # The throttle holds for the right secret too from that address, and says nothing else.
+    right = basic(*INTROSPECTION_CLIENT)
+    blocked = client.post("/v1/introspect", json={"token": token}, headers=right)
+    assert blocked.status_code == 429
+    assert "active" not in blocked.json
+
+
+def test_authenticated_clients_are_never_throttled(make_app, account):
+    app = make_app(SSO_MAX_FAILED_CLIENT_AUTH_PER_IP="2")
+    client = app.test_client()
+    token = client.post("/v1/tokens", json=account).json["token"]
+    right = basic(*INTROSPECTION_CLIENT)
+    for _ in range(10):
+        answer = client.post("/v1/introspect", json={"token": token}, headers=right)
+        assert answer.status_code == 200
+        assert answer.json["active"] is True
