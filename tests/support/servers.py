@@ -134,6 +134,8 @@ class ServiceProcess:
         self.process: subprocess.Popen | None = None
         self.scheme = "https" if "--certfile" in self.extra_args else "http"
         self.verify: bool | str = True
+        # What precedes `serve`; the binary tests put dist/<name> here.
+        self.command = [sys.executable, "-m", package]
 
     @property
     def url(self) -> str:
@@ -145,7 +147,7 @@ class ServiceProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", self.package, "serve",
+                *self.command, "serve",
                 "--bind", f"127.0.0.1:{self.port}",
                 "--workers", str(self.workers),
                 *self.extra_args,
