@@ -1,0 +1,85 @@
+"""`python -m contacts_service serve|migrate|check-config` (also the `contacts-server` binary)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+
+from shared.cli import run_cli
+from shared.config import ConfigError
+
+
+def _migrate() -> int:
+    from contacts_service.app import apply_migrations, create_app
+
+    apply_migrations(create_app())
+    print("contacts-server: database schema is up to date")
+    return 0
+
+
+def _migrate_in_child() -> None:
+    from contacts_service.app import apply_migrations, create_app
+
+    apply_migrations(create_app())
+
+
+def _before_serve() -> None:
+    """Migrate in a forked child: importing the app here, in the gunicorn master, would create
+    the Prometheus metrics before `serve` switches them to multiprocess mode."""
+    from contacts_service.settings import Settings
+
+    Settings.from_env()  # a ConfigError is reported here, not from inside the child
+    child = multiprocessing.get_context("fork").Process(target=_migrate_in_child)
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise SystemExit("contacts-server: database migration failed")
+
+
+def check_config() -> list[str]:
+    """Problems with the settings or the dependencies they point at; empty when all is well."""
+    import psycopg2
+    import requests
+
+    from contacts_service.settings import Settings
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        return [str(exc)]
+    problems = []
+    try:
+        psycopg2.connect(settings.database_url, connect_timeout=5).close()
+    except psycopg2.Error as exc:
+        problems.append(f"PostgreSQL at CONTACTS_DATABASE_URL is not reachable: {exc}".strip())
+    try:
+        response = requests.get(
+            settings.sso_url + "/healthz",
+            timeout=settings.sso_timeout_seconds,
+            verify=settings.sso_ca_bundle or True,
+        )
+        if response.status_code != 200:
+            problems.append(f"SSO /healthz at CONTACTS_SSO_URL answered {response.status_code}")
+    except requests.RequestException as exc:
+        problems.append(f"SSO at CONTACTS_SSO_URL is not reachable: {exc.__class__.__name__}")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return run_cli(
+            prog="contacts-server",
+            factory="contacts_service:create_app",
+            default_bind="127.0.0.1:8002",
+            check_config=check_config,
+            before_serve=_before_serve,
+            extra_commands={"migrate": ("apply pending database migrations", _migrate)},
+            argv=argv,
+        )
+    except ConfigError as exc:
+        print(f"contacts-server: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""The Contacts service application factory."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
+
+from contacts_service.extensions import ServiceState, db, migrate, service_state
+from contacts_service.openapi import build_spec
+from contacts_service.schemas import build_write_schemas
+from contacts_service.service import Limits
+from contacts_service.settings import Settings
+from contacts_service.sso_client import SsoClient
+from contacts_service.views import register_blueprints
+from shared.errors import error_response, register_error_handlers
+from shared.logging import configure_logging
+from shared.metrics import register_metrics
+from shared.web import (
+    configure_cors,
+    register_health,
+    register_openapi,
+    register_security_headers,
+)
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = str(Path(__file__).resolve().parent / "migrations")
+
+
+def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
+    """Build the app from `config` (Settings, or a mapping of CONTACTS_* variables; the process
+    environment when None)."""
+    settings = _settings(config)
+    app = Flask(__name__)
+    configure_app(app, settings)
+    configure_logging(app, "contacts", settings.log_level)
+    register_error_handlers(app)
+    register_database_errors(app)
+    init_database(app, settings)
+    init_service_state(app, settings)
+    register_blueprints(app)
+    register_health(app, {"postgresql": check_database, "sso": check_sso})
+    register_metrics(app, "contacts")
+    register_openapi(app, build_spec)
+    configure_cors(app, settings.cors_origins)
+    register_security_headers(app)
+    register_unit_of_work(app)  # last, so its after_request runs first
+    return app
+
+
+def _settings(config: Settings | Mapping[str, str] | None) -> Settings:
+    if isinstance(config, Settings):
+        return config
+    return Settings.from_env(os.environ if config is None else config)
+
+
+def configure_app(app: Flask, settings: Settings) -> None:
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False
+    app.json.ensure_ascii = False
+
+
+def init_database(app: Flask, settings: Settings) -> None:
+    # The models register the tables on db.metadata, which migrations compare against.
+    from contacts_service import models  # noqa: F401
+
+    app.config["SQLALCHEMY_DATABASE_URI"] = settings.database_url
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+        "pool_pre_ping": True,
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_pool_size,
+        "pool_timeout": 10,
+        "connect_args": {"connect_timeout": 5, "application_name": "contacts_service"},
+    }
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIR)
+
+
+def init_service_state(app: Flask, settings: Settings) -> None:
+    patch_schema, put_schema = build_write_schemas(
+        settings.max_entries_per_contact, settings.max_contact_bytes
+    )
+    app.extensions["contacts_service"] = ServiceState(
+        settings=settings,
+        sso=SsoClient(
+            settings.sso_url,
+            settings.sso_client_id,
+            settings.sso_client_secret,
+            timeout=settings.sso_timeout_seconds,
+            ca_bundle=settings.sso_ca_bundle,
+            cache_seconds=settings.introspection_cache_seconds,
+        ),
+        limits=Limits(
+            max_contacts_per_device=settings.max_contacts_per_device,
+            change_log_days=settings.change_log_days,
+            smart_new_numbers_per_day=settings.smart_new_numbers_per_day,
+            default_region=settings.default_region,
+        ),
+        patch_schema=patch_schema,
+        put_schema=put_schema,
+    )
+
+
+def register_database_errors(app: Flask) -> None:
+    """A database that cannot be reached is a 503, never a 500."""
+
+    def database_unavailable(exc: sa_exc.DBAPIError):
+        if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError) or (
+            exc.connection_invalidated
+        ):
+            log.warning("database unavailable: %s", exc.__class__.__name__)
+            db.session.rollback()
+            return error_response(503, "unavailable", "The database is unavailable.")
+        log.exception("database error")
+        db.session.rollback()
+        return error_response(500, "internal_error", "An internal error occurred.")
+
+    app.register_error_handler(sa_exc.DBAPIError, database_unavailable)
+
+
+def register_unit_of_work(app: Flask) -> None:
+    """One commit per request, here: a successful answer (< 400) commits what the request
+    did; any error rolls everything back, so a rejected request changes nothing."""
+
+    @app.after_request
+    def _commit_or_rollback(response):
+        if not db.session().in_transaction():
+            return response
+        if response.status_code >= 400:
+            db.session.rollback()
+            return response
+        try:
+            db.session.commit()
+        except sa_exc.SQLAlchemyError as exc:
+            log.warning("commit failed: %s", exc.__class__.__name__)
+            db.session.rollback()
+            return error_response(503, "unavailable", "The database is unavailable.")
+        return response
+
+
+def apply_migrations(app: Flask) -> None:
+    """Bring the database schema up to date (concurrent runs wait on an advisory lock)."""
+    import flask_migrate
+
+    with app.app_context():
+        flask_migrate.upgrade(directory=MIGRATIONS_DIR)
+
+
+def check_database() -> None:
+    with db.engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+
+
+def check_sso() -> None:
+    service_state().sso.healthy()

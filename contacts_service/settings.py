@@ -1,0 +1,97 @@
+"""Contacts service settings, read from environment variables with explicit casts.
+
+The SSO client secret has no default: a deployment without it fails at start-up instead of
+running with a guessable credential.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import phonenumbers
+
+from shared.config import ConfigError, env_float, env_int, env_list, env_str
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = field(repr=False)
+    sso_url: str
+    sso_client_id: str
+    sso_client_secret: str = field(repr=False)
+    sso_timeout_seconds: float = 3.0
+    sso_ca_bundle: str | None = None
+    introspection_cache_seconds: int = 0
+    default_region: str | None = None
+    smart_new_numbers_per_day: int = 20_000
+    change_log_days: int = 30
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_contacts_per_device: int = 50_000
+    max_entries_per_contact: int = 500
+    max_contact_bytes: int = 65_536
+    db_pool_size: int = 10
+    cors_origins: list[str] = field(default_factory=list)
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from `environ` (os.environ when None); ConfigError names what is wrong."""
+        database_url = env_str("CONTACTS_DATABASE_URL", environ=environ)
+        if not database_url.startswith(("postgresql://", "postgresql+psycopg2://", "postgres://")):
+            raise ConfigError("CONTACTS_DATABASE_URL must be a postgresql:// URL")
+        if database_url.startswith("postgres://"):
+            database_url = "postgresql://" + database_url[len("postgres://") :]
+        sso_url = env_str("CONTACTS_SSO_URL", environ=environ).rstrip("/")
+        if not sso_url.startswith(("http://", "https://")):
+            raise ConfigError("CONTACTS_SSO_URL must be an http:// or https:// URL")
+        region = env_str("CONTACTS_DEFAULT_REGION", None, environ=environ)
+        if region is not None:
+            region = region.upper()
+            if region not in phonenumbers.SUPPORTED_REGIONS:
+                raise ConfigError(
+                    "CONTACTS_DEFAULT_REGION must be a two-letter region code like US or GB"
+                )
+        log_level = env_str("LOG_LEVEL", "INFO", environ=environ).upper()
+        if log_level not in _LOG_LEVELS:
+            raise ConfigError("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return cls(
+            database_url=database_url,
+            sso_url=sso_url,
+            sso_client_id=env_str("CONTACTS_SSO_CLIENT_ID", environ=environ),
+            sso_client_secret=env_str("CONTACTS_SSO_CLIENT_SECRET", environ=environ),
+            sso_timeout_seconds=env_float(
+                "CONTACTS_SSO_TIMEOUT_SECONDS", 3.0, environ=environ, minimum=0.1
+            ),
+            sso_ca_bundle=env_str("CONTACTS_SSO_CA_BUNDLE", None, environ=environ),
+            introspection_cache_seconds=env_int(
+                "CONTACTS_INTROSPECTION_CACHE_SECONDS", 0, environ=environ, minimum=0
+            ),
+            default_region=region,
+            smart_new_numbers_per_day=env_int(
+                "CONTACTS_SMART_NEW_NUMBERS_PER_DAY", 20_000, environ=environ, minimum=0
+            ),
+            change_log_days=env_int("CONTACTS_CHANGE_LOG_DAYS", 30, environ=environ, minimum=0),
+            max_body_bytes=env_int(
+                "CONTACTS_MAX_BODY_BYTES", 32 * 1024 * 1024, environ=environ, minimum=1024
+            ),
+            max_contacts_per_device=env_int(
+                "CONTACTS_MAX_CONTACTS_PER_DEVICE", 50_000, environ=environ, minimum=1
+            ),
+            max_entries_per_contact=env_int(
+                # Entry positions are stored as smallint.
+                "CONTACTS_MAX_ENTRIES_PER_CONTACT",
+                500,
+                environ=environ,
+                minimum=1,
+                maximum=10_000,
+            ),
+            max_contact_bytes=env_int(
+                "CONTACTS_MAX_CONTACT_BYTES", 65_536, environ=environ, minimum=256
+            ),
+            db_pool_size=env_int("CONTACTS_DB_POOL_SIZE", 10, environ=environ, minimum=1),
+            cors_origins=env_list("CORS_ORIGINS", [], environ=environ),
+            log_level=log_level,
+        )

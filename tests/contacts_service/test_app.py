@@ -1,0 +1,151 @@
+"""Routes every service has: health, readiness, metrics, OpenAPI, CORS, the error shape."""
+
+from __future__ import annotations
+
+import pytest
+
+from contacts_service.app import create_app
+from contacts_service.extensions import db
+from tests.support.servers import free_port
+
+
+def test_healthz(api):
+    response = api.get("/healthz")
+    assert response.status_code == 200 and response.json()["status"] == "ok"
+
+
+def test_readyz_when_everything_answers(api):
+    response = api.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"postgresql": "ok", "sso": "ok"}
+
+
+@pytest.mark.parametrize(
+    ("override", "failed"),
+    [
+        ({"CONTACTS_SSO_URL": "http://127.0.0.1:{port}"}, "sso"),
+        (
+            {"CONTACTS_DATABASE_URL": "postgresql://nobody:nothing@127.0.0.1:{port}/none"},
+            "postgresql",
+        ),
+    ],
+)
+def test_readyz_names_what_failed(contacts_config, override, failed):
+    port = free_port()
+    config = {**contacts_config, **{k: v.format(port=port) for k, v in override.items()}}
+    app = create_app(config)
+    try:
+        response = app.test_client().get("/readyz")
+        assert response.status_code == 503
+        body = response.get_json()
+        assert body["error"] == "unavailable"
+        assert failed in body["message"]
+        assert list(body["details"]) == [failed]
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_database_down_is_503_not_500(contacts_config, new_account):
+    port = free_port()
+    config = {
+        **contacts_config,
+        "CONTACTS_DATABASE_URL": f"postgresql://nobody:nothing@127.0.0.1:{port}/none",
+    }
+    app = create_app(config)
+    try:
+        account = new_account()
+        response = app.test_client().get(
+            "/v1/devices", headers={"Authorization": f"Bearer {account.token}"}
+        )
+        assert response.status_code == 503
+        assert response.get_json()["error"] == "unavailable"
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_metrics_are_prometheus_text(api, alice):
+    alice.get("/v1/devices")
+    response = api.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    assert "http_requests_total" in response.text
+    assert 'endpoint="/v1/devices"' in response.text
+
+
+def test_openapi_document(api):
+    spec = api.get("/openapi.json").json()
+    assert spec["openapi"].startswith("3.")
+    for path in (
+        "/v1/devices",
+        "/v1/devices/{device_id}",
+        "/v1/devices/{device_id}/checksums",
+        "/v1/devices/{device_id}/contacts",
+        "/v1/devices/{device_id}/smart-contacts",
+    ):
+        assert path in spec["paths"]
+    assert {"get", "patch", "put"} <= set(spec["paths"]["/v1/devices/{device_id}/contacts"])
+    assert "Contact" in spec["components"]["schemas"]
+
+
+def test_unknown_route_is_404_in_the_error_shape(api):
+    response = api.get("/v2/nothing")
+    assert response.status_code == 404
+    assert response.json() == {"error": "not_found", "message": "No such resource."}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/v1/devices"), ("POST", "/v1/devices/d/contacts"), ("DELETE", "/healthz")],
+)
+def test_wrong_method_is_405_in_the_error_shape(api, method, path):
+    response = api.request(method, path)
+    assert response.status_code == 405
+    assert response.json()["error"] == "method_not_allowed"
+    assert response.json()["message"]
+
+
+def test_request_id_is_echoed(api):
+    assert api.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["X-Request-ID"] == (
+        "abc-123"
+    )
+
+
+def test_cors_preflight_for_a_listed_origin(limited):
+    response = limited.request(
+        "OPTIONS",
+        "/v1/devices/d/contacts",
+        headers={
+            "Origin": "https://app.example",
+            "Access-Control-Request-Method": "PATCH",
+            "Access-Control-Request-Headers": "Authorization, Content-Type",
+        },
+    )
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    allowed = response.headers["Access-Control-Allow-Headers"].lower()
+    assert "authorization" in allowed and "content-type" in allowed
+    assert "PATCH" in response.headers["Access-Control-Allow-Methods"]
+
+
+def test_cors_headers_on_errors_and_none_for_unlisted_origins(limited, new_account):
+    listed = limited.get("/v1/devices", headers={"Origin": "https://other.example"})
+    assert listed.status_code == 401
+    assert listed.headers["Access-Control-Allow-Origin"] == "https://other.example"
+    ok = limited.as_(new_account()).get("/v1/devices", headers={"Origin": "https://app.example"})
+    assert ok.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert "ETag" in ok.headers.get("Access-Control-Expose-Headers", "")
+    unlisted = limited.get("/v1/devices", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in unlisted.headers
+    preflight = limited.request(
+        "OPTIONS",
+        "/v1/devices",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
+    )
+    assert "Access-Control-Allow-Origin" not in preflight.headers
+
+
+def test_no_cors_headers_without_cors_origins(api):
+    response = api.get("/healthz", headers={"Origin": "https://app.example"})
+    assert "Access-Control-Allow-Origin" not in response.headers

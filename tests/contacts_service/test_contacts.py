@@ -1,0 +1,315 @@
+"""/v1/devices/{id}/contacts and /checksums: writes, counts, revisions, round trip, ETag, since."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from contacts_service.checksums import contact_checksum
+
+
+def contact(contact_id: str, **fields) -> dict:
+    return {"contactId": contact_id, **fields}
+
+
+def test_patch_counts_and_revisions(alice):
+    device = alice.register("d")
+    assert device["revision"] == 0
+
+    first = alice.upsert("d", [contact("a", fname="A"), contact("b", fname="B")])
+    assert first == {"revision": 1, "upserted": 2, "unchanged": 0, "deleted": 0, "contact_count": 2}
+
+    same = alice.upsert("d", [contact("a", fname="A"), contact("b", fname="B")], delete=["zz"])
+    assert same == {"revision": 1, "upserted": 0, "unchanged": 2, "deleted": 0, "contact_count": 2}
+
+    mixed = alice.upsert("d", [contact("a", fname="A2"), contact("c")], delete=["b", "nope"])
+    assert mixed == {"revision": 2, "upserted": 2, "unchanged": 0, "deleted": 1, "contact_count": 2}
+
+    only_delete = alice.upsert("d", delete=["a"])
+    assert only_delete["revision"] == 3 and only_delete["deleted"] == 1
+    empty = alice.upsert("d")
+    assert empty == {"revision": 3, "upserted": 0, "unchanged": 0, "deleted": 0, "contact_count": 1}
+    listed = alice.get("/v1/devices/d").json()
+    assert (listed["revision"], listed["contact_count"]) == (3, 1)
+
+
+def test_put_replaces_the_whole_book(alice):
+    alice.register("d")
+    alice.upsert("d", [contact("a", fname="A"), contact("b"), contact("c")])
+    response = alice.put(
+        "/v1/devices/d/contacts", json={"contacts": [contact("a", fname="A"), contact("x")]}
+    )
+    assert response.status_code == 200
+    assert response.json() == {
+        "revision": 2, "upserted": 1, "unchanged": 1, "deleted": 2, "contact_count": 2
+    }  # fmt: skip
+    assert sorted(c["contactId"] for c in alice.contacts("d")["contacts"]) == ["a", "x"]
+    again = alice.put(
+        "/v1/devices/d/contacts", json={"contacts": [contact("a", fname="A"), contact("x")]}
+    ).json()
+    assert again["revision"] == 2 and again["unchanged"] == 2
+    cleared = alice.put("/v1/devices/d/contacts", json={"contacts": []}).json()
+    assert cleared == {
+        "revision": 3,
+        "upserted": 0,
+        "unchanged": 0,
+        "deleted": 2,
+        "contact_count": 0,
+    }
+
+
+def test_client_checksum_decides_what_changed(alice):
+    alice.register("d")
+    alice.upsert("d", [contact("a", checksum="v1", fname="Old")])
+    # Same checksum: the service trusts it, counts the contact unchanged and does not rewrite it.
+    result = alice.upsert("d", [contact("a", checksum="v1", fname="New")])
+    assert (result["upserted"], result["unchanged"], result["revision"]) == (0, 1, 1)
+    assert alice.contacts("d")["contacts"][0]["fname"] == "Old"
+    result = alice.upsert("d", [contact("a", checksum="v2", fname="New")])
+    assert (result["upserted"], result["revision"]) == (1, 2)
+    assert alice.contacts("d")["contacts"][0] == contact("a", checksum="v2", fname="New")
+
+
+def test_computed_checksum_is_read_back(alice):
+    alice.register("d")
+    uploaded = {"fname": "Zoë", "contactId": "a", "contactEntries": []}
+    alice.upsert("d", [uploaded])
+    expected = hashlib.sha256(
+        json.dumps(uploaded, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    ).hexdigest()[:16]
+    assert expected == contact_checksum(uploaded)
+    stored = alice.contacts("d")["contacts"][0]
+    assert stored == {**uploaded, "checksum": expected}
+    assert alice.get("/v1/devices/d/checksums").json() == {
+        "revision": 1, "checksums": {"a": expected}
+    }  # fmt: skip
+    # Uploading it again without a checksum, or with the computed one, changes nothing.
+    assert alice.upsert("d", [uploaded])["unchanged"] == 1
+    assert alice.upsert("d", [stored])["unchanged"] == 1
+
+
+ROUND_TRIP = [
+    {
+        "contactId": "round-trip-1",
+        "displayName": "Zoë 🙂👩‍👩‍👧‍👦 O'Brien \"quoted\" back\\slash",
+        "fname": "مرحبا بالعالم",
+        "lname": "שלום",
+        "company": "株式会社テスト 中文 한국어",
+        "nick": "e\u0301 a\u0308 \u0915\u094d\u0937",
+        "notes": ("A long note with line\nbreaks\tand tabs. " * 900)[:30000],
+        "nameSuffix": "\u0000 nul and \u001f control",
+        "unknownObject": {"z": 1, "a": [True, False, None, 1.5, -0.25, 12345678901234567890]},
+        "zzz-unknown": "kept",
+        "birthday": None,
+        "contactEntries": [
+            {"entryId": "e1", "label": "mobile", "type": "tel", "uri": "+1 (555) 123-0001",
+             "x-extra": "kept"},
+            {"type": "email", "uri": "zoë@例え.jp", "label": "home", "entryId": "e2"},
+            {"entryId": "e3", "label": "site", "type": "url", "uri": "https://example.com/ü?q=1"},
+        ],
+        "contactAddresses": [{"countryCode": "ie", "city": "Baile Átha Cliath", "x": {"y": []}}],
+    },
+    {"checksum": "first-key", "contactId": "round-trip-2", "a": 1, "Z": 2, "é": 3, "_": 4},
+]  # fmt: skip
+
+
+def test_round_trip_is_exact_key_for_key_and_character_for_character(alice):
+    alice.register("d")
+    body = json.dumps({"upsert": ROUND_TRIP}, ensure_ascii=False).encode("utf-8")
+    response = alice.patch(
+        "/v1/devices/d/contacts", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 200, response.text
+    read = json.loads(alice.get("/v1/devices/d/contacts").content.decode("utf-8"))
+    by_id = {c["contactId"]: c for c in read["contacts"]}
+    first = by_id["round-trip-1"]
+    expected_first = {**ROUND_TRIP[0], "checksum": contact_checksum(ROUND_TRIP[0])}
+    assert first == expected_first
+    assert list(first) == list(expected_first)
+    assert list(first["contactEntries"][0]) == list(ROUND_TRIP[0]["contactEntries"][0])
+    assert list(first["unknownObject"]) == ["z", "a"]
+    assert by_id["round-trip-2"] == ROUND_TRIP[1]
+    assert list(by_id["round-trip-2"]) == list(ROUND_TRIP[1])
+    # The same text again is recognised as unchanged.
+    again = alice.patch(
+        "/v1/devices/d/contacts", data=body, headers={"Content-Type": "application/json"}
+    ).json()
+    assert again["unchanged"] == 2 and again["revision"] == 1
+
+
+def test_two_devices_of_one_account_are_independent(alice):
+    alice.register("phone")
+    alice.register("tablet")
+    alice.upsert("phone", [contact("a", fname="Phone")])
+    alice.upsert("tablet", [contact("a", fname="Tablet"), contact("b")])
+    alice.upsert("tablet", delete=["b"])
+    phone_contact = contact("a", fname="Phone")
+    assert alice.contacts("phone")["contacts"] == [
+        {**phone_contact, "checksum": contact_checksum(phone_contact)}
+    ]
+    assert alice.get("/v1/devices/phone").json()["revision"] == 1
+    assert alice.get("/v1/devices/tablet").json()["revision"] == 2
+    alice.delete("/v1/devices/tablet")
+    assert len(alice.contacts("phone")["contacts"]) == 1
+
+
+def test_etag_and_304(alice):
+    alice.register("d")
+    alice.upsert("d", [contact("a")])
+    first = alice.get("/v1/devices/d/contacts")
+    etag = first.headers["ETag"]
+    assert etag.startswith('"')
+    cached = alice.get("/v1/devices/d/contacts", headers={"If-None-Match": etag})
+    assert cached.status_code == 304
+    assert cached.headers["ETag"] == etag
+    assert cached.content == b""
+    assert (
+        alice.get("/v1/devices/d/contacts", headers={"If-None-Match": '"other"'}).status_code == 200
+    )
+    # A no-op keeps the ETag; a change gives a new one.
+    alice.upsert("d", [contact("a")])
+    assert alice.get("/v1/devices/d/contacts").headers["ETag"] == etag
+    alice.upsert("d", [contact("b")])
+    changed = alice.get("/v1/devices/d/contacts", headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["ETag"] != etag
+
+
+def test_since_returns_changes_and_deletions(alice):
+    alice.register("d")
+    alice.upsert("d", [contact("a"), contact("b"), contact("c"), contact("d")])  # rev 1
+    alice.upsert("d", [contact("a", fname="A")], delete=["b", "c"])  # rev 2
+    alice.upsert("d", [contact("c", fname="back")], delete=["d"])  # rev 3: c re-added
+
+    since_0 = alice.contacts("d", since=0)
+    assert since_0["revision"] == 3
+    assert sorted(c["contactId"] for c in since_0["contacts"]) == ["a", "c"]
+    assert since_0["deleted"] == ["b", "d"]
+    assert since_0["smart"] == {}
+
+    since_1 = alice.contacts("d", since=1)
+    assert sorted(c["contactId"] for c in since_1["contacts"]) == ["a", "c"]
+    assert sorted(since_1["deleted"]) == ["b", "d"]
+
+    since_2 = alice.contacts("d", since=2)
+    assert [c["contactId"] for c in since_2["contacts"]] == ["c"]
+    assert since_2["deleted"] == ["d"]
+
+    assert alice.contacts("d", since=3) == {
+        "revision": 3,
+        "contacts": [],
+        "deleted": [],
+        "smart": {},
+    }
+    full = alice.contacts("d")
+    assert "deleted" not in full and len(full["contacts"]) == 2
+
+
+def test_since_from_the_future_or_invalid(alice):
+    alice.register("d")
+    gone = alice.get("/v1/devices/d/contacts", params={"since": 5})
+    assert gone.status_code == 410 and gone.json()["error"] == "revision_expired"
+    bad = alice.get("/v1/devices/d/contacts", params={"since": "x"})
+    assert bad.status_code == 422 and "since" in bad.json()["details"]
+
+
+def test_since_older_than_the_change_log_is_410(limited, new_account):
+    # The limited service keeps its change log 0 days: every later write prunes older deletions.
+    bob = limited.as_(new_account())
+    bob.register("d")
+    bob.upsert("d", [contact("a"), contact("b")])  # rev 1
+    bob.upsert("d", delete=["a"])  # rev 2, tombstone for a
+    assert bob.contacts("d", since=1)["deleted"] == ["a"]
+    bob.upsert("d", [contact("c")])  # rev 3 prunes the tombstone of rev 2
+    expired = bob.get("/v1/devices/d/contacts", params={"since": 1})
+    assert expired.status_code == 410
+    assert expired.json()["error"] == "revision_expired"
+    assert expired.json()["message"]
+    assert bob.contacts("d", since=2)["contacts"][0]["contactId"] == "c"
+
+
+def test_change_log_is_pruned_by_age(alice, database):
+    alice.register("d")
+    alice.upsert("d", [contact("a"), contact("b")])  # rev 1
+    alice.upsert("d", delete=["a"])  # rev 2
+    with database.cursor() as cursor:
+        cursor.execute(
+            "UPDATE deleted_contacts SET deleted_at = now() - interval '31 days' "
+            "WHERE contact_id = 'a' AND device_pk IN (SELECT pk FROM devices d JOIN accounts a "
+            "ON a.id = d.account_id WHERE a.username = %s)",
+            (alice.account.username,),
+        )
+    assert alice.contacts("d", since=1)["deleted"] == ["a"]  # still kept until pruned
+    alice.upsert("d", [contact("c")])  # a write prunes what is older than 30 days
+    assert alice.get("/v1/devices/d/contacts", params={"since": 1}).status_code == 410
+    assert alice.contacts("d", since=2)["deleted"] == []
+
+
+def test_etag_depends_on_since(alice):
+    alice.register("d")
+    alice.upsert("d", [contact("a")])
+    full = alice.get("/v1/devices/d/contacts").headers["ETag"]
+    partial = alice.get("/v1/devices/d/contacts", params={"since": 1}).headers["ETag"]
+    assert full != partial
+    assert (
+        alice.get(
+            "/v1/devices/d/contacts", params={"since": 1}, headers={"If-None-Match": partial}
+        ).status_code
+        == 304
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error", "path"),
+    [
+        (b"{not json", 400, "invalid_json", None),
+        (b"[1, 2]", 400, "invalid_json", None),
+        (b"", 400, "invalid_json", None),
+        (b'"text"', 400, "invalid_json", None),
+        (b'{"upsert": [{"contactId": "\\ud800"}]}', 400, "invalid_json", None),
+        (b'{"upsert": [{"contactId": "a", "x": NaN}]}', 400, "invalid_json", None),
+        (b'{"upsert": [{"contactId": "a", "x": 1e999}]}', 422, "validation_error", "upsert.0"),
+        (b'{"upsert": [{"contactId": "a", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}]}", 400,
+         "invalid_json", None),
+        (b'{"upsert": [{"contactId": "a"}, {"contactId": "b", "contactEntries": '
+         b'[{"type": "fax", "uri": "1"}]}]}', 422, "validation_error",
+         "upsert.1.contactEntries.0.type"),
+        (b'{"upsert": [{"contactId": "a"}, {"contactId": "a"}]}', 422, "validation_error",
+         "upsert.1.contactId"),
+        (b'{"upsert": [{"contactId": "a"}], "delete": ["a"]}', 422, "validation_error", "delete.0"),
+        (b'{"upsert": [{"fname": "no id"}]}', 422, "validation_error", "upsert.0.contactId"),
+        (b'{"upsert": [{"contactId": "a", "fname": 1}]}', 422, "validation_error",
+         "upsert.0.fname"),
+    ],
+)  # fmt: skip
+def test_rejected_patch_changes_nothing(alice, body, status, error, path):
+    alice.register("d")
+    alice.upsert("d", [contact("keep", fname="K")])
+    before = alice.contacts("d")
+    response = alice.patch(
+        "/v1/devices/d/contacts", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == status, response.text
+    payload = response.json()
+    assert payload["error"] == error and payload["message"]
+    if path:
+        assert path in payload["details"], payload
+    if path == "upsert.1.contactEntries.0.type":
+        assert payload["details"][path] == ["Must be one of: tel, email, url."]
+    assert alice.contacts("d") == before
+
+
+def test_put_validation_paths_start_at_contacts(alice):
+    alice.register("d")
+    response = alice.put(
+        "/v1/devices/d/contacts",
+        json={"contacts": [contact("a"), contact("b"), contact("c"),
+                           contact("d", contactEntries=[{"type": "sms", "uri": "1"}])]},
+    )  # fmt: skip
+    assert response.status_code == 422
+    assert response.json()["details"] == {
+        "contacts.3.contactEntries.0.type": ["Must be one of: tel, email, url."]
+    }
+    missing = alice.put("/v1/devices/d/contacts", json={})
+    assert missing.status_code == 422 and "contacts" in missing.json()["details"]

@@ -1,0 +1,148 @@
+"""Persistence properties seen from inside: bulk statements, schema in sync with migrations,
+and no database work before a token is validated."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import event
+
+from contacts_service.app import create_app
+from contacts_service.extensions import db
+from tests.support.servers import free_port
+
+
+@contextlib.contextmanager
+def counting_statements(app):
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def book(size: int, tag: str) -> list[dict]:
+    return [
+        {
+            "contactId": f"{tag}-{i}",
+            "fname": tag,
+            "contactEntries": [
+                {"entryId": "1", "type": "tel", "uri": f"+1555{i:07d}"},
+                {"entryId": "2", "type": "email", "uri": f"{i}@example.com"},
+            ],
+        }
+        for i in range(size)
+    ]
+
+
+@pytest.mark.parametrize("method", ["PATCH", "PUT"])
+def test_a_batch_is_a_constant_number_of_statements(app, client, new_account, method):
+    headers = {"Authorization": f"Bearer {new_account(['+15550000000']).token}"}
+    counts = []
+    for size in (3, 300):
+        device = f"bulk-{method}-{size}"
+        assert client.put(f"/v1/devices/{device}", headers=headers).status_code == 201
+        first = {"upsert": book(size, "a")} if method == "PATCH" else {"contacts": book(size, "a")}
+        client.open(f"/v1/devices/{device}/contacts", method=method, json=first, headers=headers)
+        # The measured batch: every contact changed, a third deleted (PATCH) or dropped (PUT).
+        edited = book(size, "b")
+        for contact in edited:
+            contact["contactId"] = contact["contactId"].replace("b-", "a-")
+        if method == "PATCH":
+            body = {
+                "upsert": edited[size // 3 :],
+                "delete": [c["contactId"] for c in edited][: size // 3],
+            }
+        else:
+            body = {"contacts": edited[size // 3 :]}
+        with counting_statements(app) as statements:
+            response = client.open(
+                f"/v1/devices/{device}/contacts", method=method, json=body, headers=headers
+            )
+        assert response.status_code == 200, response.get_data(as_text=True)
+        assert response.get_json()["deleted"] == size // 3
+        counts.append(len(statements))
+    assert counts[0] == counts[1], counts
+    assert counts[0] <= 16
+
+
+def test_unchanged_contacts_are_not_rewritten(app, client, new_account, database):
+    headers = {"Authorization": f"Bearer {new_account().token}"}
+    client.put("/v1/devices/d", headers=headers)
+    client.patch("/v1/devices/d/contacts", json={"upsert": book(50, "x")}, headers=headers)
+    with database.cursor() as cursor:
+        cursor.execute("SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'contacts'")
+        before = cursor.fetchone()[0]
+    again = client.patch("/v1/devices/d/contacts", json={"upsert": book(50, "x")}, headers=headers)
+    assert again.get_json()["unchanged"] == 50
+    with database.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+        cursor.execute("SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'contacts'")
+        assert cursor.fetchone()[0] == before
+
+
+def test_models_and_migrations_agree(app):
+    with app.app_context(), db.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), db.metadata)
+    assert differences == []
+
+
+def test_no_database_work_before_a_token_is_validated(contacts_config):
+    # The database is unreachable: a request without a valid token still gets its 401 (the
+    # service never asked PostgreSQL), and a valid one gets 503 only once it needs data.
+    config = {
+        **contacts_config,
+        "CONTACTS_DATABASE_URL": f"postgresql://nobody:x@127.0.0.1:{free_port()}/none",
+    }
+    app = create_app(config)
+    try:
+        with counting_statements(app) as statements:
+            response = app.test_client().get(
+                "/v1/devices", headers={"Authorization": "Bearer forged"}
+            )
+        assert response.status_code == 401
+        assert statements == []
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_account_rows_are_written_only_when_introspection_changes(
+    api, new_account, provider, sso_server, database
+):
+    from tests.contacts_service.conftest import relogin
+
+    account = new_account(["+15551234567"], "sip:x@example.com")
+    me = api.as_(account)
+
+    def stored():
+        with database.cursor() as cursor:
+            cursor.execute(
+                "SELECT a.updated_at, a.phone_numbers, array_agg(n.e164) FROM accounts a "
+                "LEFT JOIN account_numbers n ON n.account_id = a.id "
+                "WHERE a.cloud_id = %s AND a.username = %s GROUP BY a.id",
+                (account.cloud_id, account.username),
+            )
+            return cursor.fetchone()
+
+    me.get("/v1/devices")
+    first = stored()
+    assert first[1] == ["+15551234567"] and first[2] == ["+15551234567"]
+    for _ in range(3):
+        me.get("/v1/devices")
+    assert stored() == first
+    relogin(provider, sso_server, account, numbers=["+15557654321"])
+    me.get("/v1/devices")
+    changed = stored()
+    assert changed[0] > first[0]
+    assert changed[1] == ["+15557654321"] and changed[2] == ["+15557654321"]
