@@ -1,0 +1,99 @@
+"""What the benchmark measures: wall time and wire bytes per step, peak RSS per process tree."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+
+import requests
+
+
+class CountingSession(requests.Session):
+    """A keep-alive session that counts the bytes of every request and response it carries.
+
+    Bytes are request line + headers + body and status line + headers + body, as sent and
+    received (both sides are asked for `identity` encoding, so the body is what went over
+    the wire).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.trust_env = False
+        self.headers["Accept-Encoding"] = "identity"
+        self.bytes = 0
+        self.requests = 0
+        self.hooks["response"].append(self._count)
+
+    def _count(self, response: requests.Response, *args, **kwargs):
+        request = response.request
+        sent = len(request.method) + len(request.path_url) + 11
+        sent += sum(len(k) + len(v) + 4 for k, v in request.headers.items()) + 2
+        body = request.body or b""
+        sent += len(body.encode() if isinstance(body, str) else body)
+        received = 15 + len(response.reason or "")
+        received += sum(len(k) + len(v) + 4 for k, v in response.headers.items()) + 2
+        received += len(response.content)
+        self.bytes += sent + received
+        self.requests += 1
+
+
+class Step:
+    """`with Step(session) as step:` → step.seconds, step.bytes, step.requests afterwards."""
+
+    def __init__(self, *sessions: CountingSession):
+        self.sessions = sessions
+
+    def __enter__(self) -> Step:
+        self._bytes = sum(s.bytes for s in self.sessions)
+        self._requests = sum(s.requests for s in self.sessions)
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self._start
+        self.bytes = sum(s.bytes for s in self.sessions) - self._bytes
+        self.requests = sum(s.requests for s in self.sessions) - self._requests
+        return False
+
+
+def expect(response: requests.Response, *statuses: int) -> requests.Response:
+    """Fail the run loudly when a server answers something unexpected."""
+    if response.status_code not in statuses:
+        raise RuntimeError(
+            f"{response.request.method} {response.request.path_url} → {response.status_code}: "
+            f"{response.text[:500]}"
+        )
+    return response
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants (gunicorn master + workers)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        with contextlib.suppress(OSError):
+            text = Path(f"/proc/{current}/task/{current}/children").read_text()
+            todo.extend(int(child) for child in text.split())
+    return found
+
+
+def _status_kib(pid: int, field: str) -> int:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def peak_rss_mib(pid: int) -> float:
+    """Sum of VmHWM (peak resident set) over the process tree, in MiB."""
+    return sum(_status_kib(p, "VmHWM") for p in process_tree(pid)) / 1024
+
+
+def reset_peak_rss(pid: int) -> None:
+    """Restart the VmHWM high-water marks of the tree (Linux clear_refs 5), per benchmark size."""
+    for p in process_tree(pid):
+        with contextlib.suppress(OSError):
+            Path(f"/proc/{p}/clear_refs").write_text("5")

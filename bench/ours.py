@@ -1,0 +1,221 @@
+"""Our side of the benchmark: the real SSO + Contacts stack and the sync scenario over its API."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import sys
+import uuid
+
+from bench.data import Changes
+from bench.measure import CountingSession, Step, expect
+from tests.support.servers import ROOT, PostgresDatabase, RedisServer, ServiceProcess
+from tests.support.stack import sso_env
+
+sys.path.insert(0, str(ROOT / "deploy" / "demo"))
+
+from demo_provider import DemoProvider
+
+CLOUD_ID = "BENCH"
+USERNAME = "bench"
+PASSWORD = "bench-password"
+CLIENT_ID = "contacts"
+
+JSON = {"Content-Type": "application/json"}
+
+
+def encode(body: dict) -> bytes:
+    """What a client sends: compact UTF-8 JSON (encoded before the clock starts)."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class OurStack:
+    """Private redis-server, a throwaway PostgreSQL database, the stand-in provider, and both
+    services under gunicorn with 2 workers each, as `make run` would start them."""
+
+    def __init__(self, workers: int = 2):
+        self.workers = workers
+        self.redis: RedisServer | None = None
+        self.database: PostgresDatabase | None = None
+        self.provider: DemoProvider | None = None
+        self.sso: ServiceProcess | None = None
+        self.contacts: ServiceProcess | None = None
+
+    def start(self) -> OurStack:
+        client_secret = secrets.token_urlsafe(32)
+        self.redis = RedisServer().start()
+        self.database = PostgresDatabase().create()
+        self.provider = DemoProvider().start()
+        self.provider.add_user(CLOUD_ID, USERNAME, PASSWORD, ["+14155550100"], "sip:bench@bench")
+        self.sso = ServiceProcess(
+            "sso_service",
+            sso_env(
+                self.redis.url,
+                self.provider,
+                SSO_TOKEN_SECRET=secrets.token_hex(32),
+                SSO_INTROSPECTION_CLIENTS=f"{CLIENT_ID}:{client_secret}",
+                LOG_LEVEL="WARNING",
+            ),
+            workers=self.workers,
+        ).start()
+        self.contacts = ServiceProcess(
+            "contacts_service",
+            {
+                "CONTACTS_DATABASE_URL": self.database.url,
+                "CONTACTS_SSO_URL": self.sso.url,
+                "CONTACTS_SSO_CLIENT_ID": CLIENT_ID,
+                "CONTACTS_SSO_CLIENT_SECRET": client_secret,
+                "LOG_LEVEL": "WARNING",
+            },
+            workers=self.workers,
+        ).start(timeout=60)
+        return self
+
+    def login(self, session: CountingSession) -> str:
+        response = expect(
+            session.post(
+                self.sso.url + "/v1/tokens",
+                json={"username": USERNAME, "password": PASSWORD, "cloud_id": CLOUD_ID},
+                timeout=30,
+            ),
+            200,
+        )
+        return response.json()["token"]
+
+    def close(self, keep_logs: bool = False) -> None:
+        for part in (self.contacts, self.sso):
+            if part:
+                with contextlib.suppress(Exception):
+                    part.stop()
+                if keep_logs:
+                    print(f"{part.package} log: {part.log_path}", file=sys.stderr)
+                else:
+                    part.log_path.unlink(missing_ok=True)
+        if self.provider:
+            with contextlib.suppress(Exception):
+                self.provider.stop()
+        if self.database:
+            with contextlib.suppress(Exception):
+                self.database.drop()
+        if self.redis:
+            with contextlib.suppress(Exception):
+                self.redis.close()
+
+
+class OurRun:
+    """One run of the scenario on a fresh device."""
+
+    def __init__(self, stack: OurStack, session: CountingSession, token: str):
+        self.session = session
+        self.session.headers["Authorization"] = f"Bearer {token}"
+        self.base = stack.contacts.url + "/v1/devices/"
+        self.device = self.register(f"bench-{uuid.uuid4().hex[:12]}")
+        self.revision = 0
+        self.etag: str | None = None
+
+    def register(self, device_id: str) -> str:
+        expect(
+            self.session.put(
+                self.base + device_id, data=encode({"name": "bench", "platform": "bench"}),
+                headers=JSON, timeout=30,
+            ),
+            201,
+        )  # fmt: skip
+        return device_id
+
+    def _patch(self, device: str, body: bytes) -> dict:
+        response = self.session.patch(
+            f"{self.base}{device}/contacts", data=body, headers=JSON, timeout=900
+        )
+        return expect(response, 200).json()
+
+    def initial_upload(self, book: list[dict]) -> Step:
+        """All N contacts in one PATCH."""
+        body = encode({"upsert": book})
+        with Step(self.session) as step:
+            result = self._patch(self.device, body)
+        if result["upserted"] != len(book):
+            raise RuntimeError(f"upload upserted {result['upserted']} of {len(book)}")
+        self.revision = result["revision"]
+        return step
+
+    def initial_upload_batched(self, book: list[dict], batch: int = 1000) -> Step:
+        """All N contacts in PATCHes of `batch`, on a second fresh device (deleted after)."""
+        device = self.register(f"bench-batched-{uuid.uuid4().hex[:12]}")
+        bodies = [encode({"upsert": book[i : i + batch]}) for i in range(0, len(book), batch)]
+        with Step(self.session) as step:
+            for body in bodies:
+                self._patch(device, body)
+        self.session.delete(self.base + device, timeout=300)
+        return step
+
+    def checksum_listing(self, count: int) -> Step:
+        """GET /checksums: every contactId with its checksum."""
+        with Step(self.session) as step:
+            response = expect(
+                self.session.get(f"{self.base}{self.device}/checksums", timeout=300), 200
+            )
+        listed = len(response.json()["checksums"])
+        if listed != count:
+            raise RuntimeError(f"checksums listed {listed}, expected {count}")
+        return step
+
+    def checksum_blocks(self, bits: int = 8) -> Step:
+        """GET /checksums?blocks=bits: one checksum per block."""
+        url = f"{self.base}{self.device}/checksums?blocks={bits}"
+        with Step(self.session) as step:
+            expect(self.session.get(url, timeout=300), 200)
+        return step
+
+    def incremental_sync(self, changes: Changes) -> Step:
+        """Edits, adds and deletes in one PATCH."""
+        body = encode({"upsert": changes.edited + changes.added, "delete": changes.deleted})
+        with Step(self.session) as step:
+            result = self._patch(self.device, body)
+        expected = (len(changes.edited) + len(changes.added), len(changes.deleted))
+        if (result["upserted"], result["deleted"]) != expected:
+            raise RuntimeError(f"incremental sync answered {result}, expected {expected}")
+        self.previous_revision, self.revision = self.revision, result["revision"]
+        return step
+
+    def changes_since(self, changes: Changes) -> Step:
+        """GET /contacts?since=<revision before the incremental sync>: what another app reads."""
+        url = f"{self.base}{self.device}/contacts?since={self.previous_revision}"
+        with Step(self.session) as step:
+            response = expect(self.session.get(url, timeout=300), 200)
+        body = response.json()
+        if len(body["contacts"]) != len(changes.edited) + len(changes.added) or len(
+            body["deleted"]
+        ) != len(changes.deleted):
+            raise RuntimeError("?since did not return exactly the changes")
+        return step
+
+    def full_fetch(self, count: int) -> Step:
+        """GET /contacts: the whole book (and its ETag)."""
+        with Step(self.session) as step:
+            response = expect(
+                self.session.get(f"{self.base}{self.device}/contacts", timeout=600), 200
+            )
+        fetched = len(response.json()["contacts"])
+        if fetched != count:
+            raise RuntimeError(f"GET contacts returned {fetched}, expected {count}")
+        self.etag = response.headers["ETag"]
+        return step
+
+    def unchanged_refetch(self) -> Step:
+        """GET /contacts with If-None-Match: 304."""
+        with Step(self.session) as step:
+            expect(
+                self.session.get(
+                    f"{self.base}{self.device}/contacts",
+                    headers={"If-None-Match": self.etag},
+                    timeout=300,
+                ),
+                304,
+            )
+        return step
+
+    def drop(self) -> None:
+        """Delete the device (not timed)."""
+        self.session.delete(self.base + self.device, timeout=300)
