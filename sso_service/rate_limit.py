@@ -2,8 +2,8 @@
 
 - per client address: fixed one-minute windows, every login attempt counts;
 - per client address on /v1/introspect: failed client authentications in fixed one-minute
-  windows, so a client secret cannot be guessed at speed (a client that authenticates never
-  counts: the Contacts service introspects on every request);
+  windows; beyond the limit wrong credentials get 429 (right ones always pass, so a guesser
+  behind the same address cannot lock the Contacts service out);
 - per account: failed logins (ext-auth said 4xx) in a window that starts with the first
   failure; successful logins never count. While an account is over its limit even the right
   password gets 429, so a guesser learns nothing from the answer.

@@ -18,8 +18,6 @@ _DUMMY_SECRET = b"\x00" * 32
 
 
 def _authenticate_client(sso: Services) -> None:
-    address = request.remote_addr or "unknown"
-    sso.limiter.check_client_auth(address)
     clients = sso.settings.introspection_clients
     auth = request.authorization
     given_id = auth.username if auth and auth.type == "basic" else None
@@ -28,14 +26,20 @@ def _authenticate_client(sso: Services) -> None:
     ok = hmac.compare_digest(
         given_secret.encode(), expected.encode() if expected is not None else _DUMMY_SECRET
     )
-    if given_id is None or expected is None or not ok:
-        sso.limiter.record_client_auth_failure(address)
-        raise ApiError(
-            401,
-            "invalid_client",
-            "Client authentication failed.",
-            headers={"WWW-Authenticate": 'Basic realm="sso", charset="UTF-8"'},
-        )
+    if given_id is not None and expected is not None and ok:
+        # The right credentials always pass, even from a throttled address: a guesser sharing
+        # the Contacts service's address (a NAT, a proxy) must not be able to take every
+        # Contacts request down. Guessing itself is defeated by long random secrets.
+        return
+    address = request.remote_addr or "unknown"
+    sso.limiter.check_client_auth(address)
+    sso.limiter.record_client_auth_failure(address)
+    raise ApiError(
+        401,
+        "invalid_client",
+        "Client authentication failed.",
+        headers={"WWW-Authenticate": 'Basic realm="sso", charset="UTF-8"'},
+    )
 
 
 @blueprint.post("/v1/introspect")
