@@ -11,6 +11,7 @@ from flask import Flask
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
+from contacts_service import pg_deadline
 from contacts_service.extensions import ServiceState, db, migrate, service_state
 from contacts_service.openapi import build_spec
 from contacts_service.schemas import build_write_schemas
@@ -76,8 +77,12 @@ def init_database(app: Flask, settings: Settings) -> None:
         "pool_size": settings.db_pool_size,
         "max_overflow": settings.db_pool_size,
         "pool_timeout": 10,
-        "connect_args": {"connect_timeout": 5, "application_name": "contacts_service"},
+        "connect_args": {
+            **pg_deadline.connect_args(settings.db_statement_timeout_seconds, 5),
+            "application_name": "contacts_service",
+        },
     }
+    pg_deadline.install(settings.db_statement_timeout_seconds, 5)
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR)
 
@@ -144,12 +149,21 @@ def register_unit_of_work(app: Flask) -> None:
         return response
 
 
+MIGRATION_DEADLINE_SECONDS = 3600.0
+
+
 def apply_migrations(app: Flask) -> None:
     """Bring the database schema up to date (concurrent runs wait on an advisory lock)."""
     import flask_migrate
 
-    with app.app_context():
-        flask_migrate.upgrade(directory=MIGRATIONS_DIR)
+    settings = app.extensions["contacts_service"].settings
+    # A schema change on a big table may legitimately run for minutes.
+    pg_deadline.install(MIGRATION_DEADLINE_SECONDS, 5)
+    try:
+        with app.app_context():
+            flask_migrate.upgrade(directory=MIGRATIONS_DIR)
+    finally:
+        pg_deadline.install(settings.db_statement_timeout_seconds, 5)
 
 
 def check_database() -> None:

@@ -33,6 +33,7 @@ class Settings:
     max_entries_per_contact: int = 500
     max_contact_bytes: int = 65_536
     db_pool_size: int = 10
+    db_statement_timeout_seconds: float = 15.0
     cors_origins: list[str] = field(default_factory=list)
     log_level: str = "INFO"
 
@@ -92,6 +93,9 @@ class Settings:
                 "CONTACTS_MAX_CONTACT_BYTES", 65_536, environ=environ, minimum=256
             ),
             db_pool_size=env_int("CONTACTS_DB_POOL_SIZE", 10, environ=environ, minimum=1),
+            db_statement_timeout_seconds=env_float(
+                "CONTACTS_DB_STATEMENT_TIMEOUT_SECONDS", 15.0, environ=environ, minimum=1.0
+            ),
             cors_origins=env_list("CORS_ORIGINS", [], environ=environ),
             log_level=log_level,
         )

@@ -42,6 +42,10 @@ def run_migrations_online() -> None:
             compare_type=True,
         )
         with context.begin_transaction():
+            # Schema changes on big tables may run long: the request-path statement_timeout
+            # does not apply to them (the client-side deadline is statement_timeout + slack,
+            # so this only matters for the server-side cancel).
+            connection.execute(text("SET LOCAL statement_timeout = 0"))
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
             context.run_migrations()
 

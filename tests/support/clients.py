@@ -29,6 +29,7 @@ def contacts_env(database_url: str, sso_url: str, **overrides) -> dict[str, str]
         "CONTACTS_SSO_CLIENT_ID": client_id,
         "CONTACTS_SSO_CLIENT_SECRET": client_secret,
         "CONTACTS_SSO_TIMEOUT_SECONDS": "2",
+        "CONTACTS_DB_STATEMENT_TIMEOUT_SECONDS": "3",
         "LOG_LEVEL": "INFO",
     }
     env.update({name: str(value) for name, value in overrides.items()})

@@ -1,0 +1,64 @@
+"""Deadlines for every PostgreSQL round trip, so a hung server costs a request seconds, not
+forever.
+
+`statement_timeout` (set per connection) lets a healthy server cancel a runaway statement
+itself, and `connect_timeout` bounds a new connection. Neither helps when the server, or the
+path to it, hangs: the kernel keeps acknowledging TCP, so keep-alives see nothing, and libpq
+then waits on the socket without limit — a SIGSTOPped postmaster, a frozen VM, a full disk. A
+psycopg2 wait callback runs every round trip through poll() with a deadline instead; when it
+passes, psycopg2 marks the connection broken (SQLAlchemy then discards it) and the request
+answers 503.
+"""
+
+from __future__ import annotations
+
+import select
+import time
+
+import psycopg2
+from psycopg2 import extensions
+
+# Beyond the server's own statement_timeout, so a healthy server's clean cancel wins.
+_SLACK_SECONDS = 2.0
+
+
+def connect_args(statement_timeout_seconds: float, connect_timeout_seconds: int) -> dict:
+    """libpq options for each new connection."""
+    return {
+        "connect_timeout": connect_timeout_seconds,
+        "options": f"-c statement_timeout={int(statement_timeout_seconds * 1000)}",
+    }
+
+
+def install(statement_timeout_seconds: float, connect_timeout_seconds: float) -> None:
+    """Route every psycopg2 wait in this process through a poll() with a deadline."""
+    query_deadline = statement_timeout_seconds + _SLACK_SECONDS
+
+    def wait(conn) -> None:
+        connecting = conn.status == extensions.STATUS_SETUP
+        budget = connect_timeout_seconds if connecting else query_deadline
+        deadline = time.monotonic() + budget
+        poller = select.poll()
+        registered = None
+        while True:
+            state = conn.poll()
+            if state == extensions.POLL_OK:
+                return
+            if state == extensions.POLL_READ:
+                events = select.POLLIN
+            elif state == extensions.POLL_WRITE:
+                events = select.POLLOUT
+            else:  # pragma: no cover - psycopg2 documents no other state
+                raise psycopg2.OperationalError(f"unexpected poll state {state}")
+            if registered != events:
+                if registered is not None:
+                    poller.unregister(conn.fileno())
+                poller.register(conn.fileno(), events)
+                registered = events
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not poller.poll(remaining * 1000):
+                # psycopg2 marks a connection whose wait callback failed as broken
+                # (conn.closed == 2), so SQLAlchemy discards it rather than pooling it again.
+                raise psycopg2.OperationalError(f"PostgreSQL did not answer within {budget:g} s")
+
+    extensions.set_wait_callback(wait)
