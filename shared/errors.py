@@ -85,6 +85,11 @@ def _handle_api_error(exc: ApiError) -> Response:
     return error_response(exc.status, exc.error, exc.message, exc.details, exc.headers)
 
 
+def http_error_code(status: int) -> tuple[str, str]:
+    """The (error code, message) the shared shape uses for a bare HTTP status."""
+    return _HTTP_CODES.get(status, ("http_error", "The request failed."))
+
+
 def _handle_http_exception(exc: HTTPException) -> Response:
     status = exc.code or 500
     error, message = _HTTP_CODES.get(status, ("http_error", exc.description or "HTTP error."))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import shutil
 import tempfile
@@ -38,6 +39,31 @@ def _prepare_metrics_dir() -> str | None:
     return path
 
 
+def use_json_error_pages() -> None:
+    """Make gunicorn's own error answers (a request line or header it refuses before the app
+    sees the request: 400, 414, 431) use the one JSON error shape instead of an HTML page.
+
+    gunicorn writes those through `gunicorn.util.write_error` with no hook of its own, so the
+    function is replaced in each worker process.
+    """
+    import gunicorn.util
+
+    from shared.errors import http_error_code
+
+    def write_json_error(sock, status_int, reason, mesg):
+        error, message = http_error_code(status_int)
+        body = json.dumps({"error": error, "message": message}).encode()
+        head = (
+            f"HTTP/1.1 {status_int} {reason}\r\n"
+            "Connection: close\r\n"
+            "Content-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode("latin-1")
+        gunicorn.util.write_nonblock(sock, head + body)
+
+    gunicorn.util.write_error = write_json_error
+
+
 def run_gunicorn(factory: str, args: argparse.Namespace, on_starting: Callable | None = None):
     """Run `module:factory` under gunicorn with the parsed serve arguments; blocks."""
     if bool(args.certfile) != bool(args.keyfile):
@@ -53,6 +79,9 @@ def run_gunicorn(factory: str, args: argparse.Namespace, on_starting: Callable |
 
         multiprocess.mark_process_dead(worker.pid)
 
+    def post_worker_init(worker):
+        use_json_error_pages()
+
     options = {
         "bind": args.bind,
         "workers": args.workers,
@@ -64,6 +93,7 @@ def run_gunicorn(factory: str, args: argparse.Namespace, on_starting: Callable |
         "accesslog": "-" if args.access_log else None,
         "errorlog": "-",
         "child_exit": child_exit,
+        "post_worker_init": post_worker_init,
         "certfile": args.certfile,
         "keyfile": args.keyfile,
         # A login body is tiny, a 50,000-contact upload is not: the apps enforce their own
