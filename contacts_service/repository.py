@@ -336,6 +336,16 @@ def prune_deletions(device_pk: int, keep_days: int) -> int | None:
     ).scalar()
 
 
+def newest_expired_deletion(device_pk: int, keep_days: int) -> int | None:
+    """The newest revision among tombstones older than keep_days (not yet pruned), if any."""
+    return _execute(
+        "SELECT max(revision) FROM deleted_contacts "
+        "WHERE device_pk = :pk AND deleted_at < now() - make_interval(days => :days)",
+        pk=device_pk,
+        days=keep_days,
+    ).scalar()
+
+
 def checksums(device_pk: int) -> list[tuple[str, str]]:
     rows = _execute(
         "SELECT contact_id, checksum FROM contacts WHERE device_pk = :pk ORDER BY contact_id",

@@ -55,15 +55,20 @@ ACROBITS_STRING_KEYS = (
 ADDRESS_STRING_KEYS = ("label", "type", "street", "city", "state", "zip", "country", "countryCode")
 
 
-# For the OpenAPI document: what _no_nul enforces, as a JSON Schema pattern.
+# For the OpenAPI document: what _storable_text enforces, as a JSON Schema pattern.
 _NO_NUL = {"pattern": "^[^\\u0000]*$"}
 
 
-def _no_nul(value: str) -> None:
-    # PostgreSQL text cannot hold U+0000; inside a contact's JSON it is stored escaped, but
-    # values kept in their own columns (ids, checksums, names) must not contain it.
+def _storable_text(value: str) -> None:
+    # PostgreSQL text cannot hold U+0000 or unpaired surrogates; inside a contact's JSON they
+    # are stored escaped, but values kept in their own columns (ids, checksums, names) must be
+    # plain Unicode text.
     if "\x00" in value:
         raise ValidationError("Must not contain the character U+0000.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError("Contains an unpaired surrogate.") from None
 
 
 def _optional_string(**kwargs) -> fields.String:
@@ -76,7 +81,7 @@ class ContactEntrySchema(Schema):
     class Meta:
         unknown = INCLUDE
 
-    entryId = _optional_string(validate=_no_nul, metadata=_NO_NUL)
+    entryId = _optional_string(validate=_storable_text, metadata=_NO_NUL)
     label = _optional_string()
     type = fields.String(required=True, validate=validate.OneOf(ENTRY_TYPES))
     uri = fields.String(required=True)
@@ -98,9 +103,11 @@ class ContactSchema(Schema.from_dict({key: _optional_string() for key in ACROBIT
         unknown = INCLUDE
 
     contactId = fields.String(
-        required=True, validate=[validate.Length(min=1, max=256), _no_nul], metadata=_NO_NUL
+        required=True, validate=[validate.Length(min=1, max=256), _storable_text], metadata=_NO_NUL
     )
-    checksum = fields.String(validate=[validate.Length(min=1, max=256), _no_nul], metadata=_NO_NUL)
+    checksum = fields.String(
+        validate=[validate.Length(min=1, max=256), _storable_text], metadata=_NO_NUL
+    )
     contactEntries = fields.List(fields.Nested(ContactEntrySchema))
     contactAddresses = fields.List(fields.Nested(ContactAddressSchema))
 
@@ -211,7 +218,7 @@ class PatchContactsSchema(Schema):
 
     upsert = fields.List(ContactField(ContactSchema), load_default=list)
     delete = fields.List(
-        fields.String(validate=[validate.Length(min=1, max=256), _no_nul], metadata=_NO_NUL),
+        fields.String(validate=[validate.Length(min=1, max=256), _storable_text], metadata=_NO_NUL),
         load_default=list,
     )
 
@@ -279,10 +286,10 @@ class DeviceBodySchema(Schema):
         unknown = EXCLUDE
 
     name = fields.String(
-        allow_none=True, validate=[validate.Length(max=256), _no_nul], metadata=_NO_NUL
+        allow_none=True, validate=[validate.Length(max=256), _storable_text], metadata=_NO_NUL
     )
     platform = fields.String(
-        allow_none=True, validate=[validate.Length(max=64), _no_nul], metadata=_NO_NUL
+        allow_none=True, validate=[validate.Length(max=64), _storable_text], metadata=_NO_NUL
     )
 
 

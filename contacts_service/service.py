@@ -61,9 +61,13 @@ def contact_region(contact: dict) -> str | None:
     region = normalise_region(contact.get("countryCode"))
     if region:
         return region
-    addresses = contact.get("contactAddresses")
-    if isinstance(addresses, list) and addresses and isinstance(addresses[0], dict):
-        return normalise_region(addresses[0].get("countryCode"))
+    # The first address that names a usable country: a first address holding only a city
+    # must not hide the country of the next one.
+    for address in contact.get("contactAddresses") or ():
+        if isinstance(address, dict):
+            region = normalise_region(address.get("countryCode"))
+            if region:
+                return region
     return None
 
 
@@ -203,12 +207,8 @@ def checksums(caller: Caller, device_id: str, bits: int | None, block: str | Non
     if block is not None:
         low, high = block_key_range(int(block, 16), bits)
         listing = repository.block_listing(device.pk, low, high)
-        return {
-            "revision": device.revision,
-            "bits": bits,
-            "block": block.lower(),
-            "checksums": dict(listing),
-        }
+        # The same shape as the whole listing, narrowed to one block.
+        return {"revision": device.revision, "checksums": dict(listing)}
     shift = 16 - bits
     blocks = {
         block_id(number << shift, bits): digest
@@ -234,15 +234,30 @@ def contacts_etag(device: DeviceRow, since: int | None, smart_text: str) -> str:
     return f'"{digest[:32]}"'
 
 
-def check_since(device: DeviceRow, since: int) -> None:
+def check_since(device: DeviceRow, since: int, limits: Limits) -> None:
     """410 when the change log no longer reaches back to `since` (or it is from the future,
-    e.g. a device deleted and registered again)."""
-    if since < device.log_floor or since > device.revision:
+    e.g. a device deleted and registered again).
+
+    Tombstones are pruned by writes; one that has aged out but is not pruned yet still counts
+    as gone, so the answer does not depend on whether the device was written to lately.
+    """
+    floor = max(
+        device.log_floor,
+        repository.newest_expired_deletion(device.pk, limits.change_log_days) or 0,
+    )
+    if since > device.revision:
+        raise ApiError(
+            410,
+            "revision_expired",
+            "That revision is newer than this device's; read all contacts again.",
+            {"since": [f"Current revision: {device.revision}."]},
+        )
+    if since < floor:
         raise ApiError(
             410,
             "revision_expired",
             "That revision is older than the change log keeps; read all contacts again.",
-            {"since": [f"Oldest revision still answerable: {device.log_floor}."]},
+            {"since": [f"Oldest revision still answerable: {floor}."]},
         )
 
 

@@ -25,6 +25,15 @@ def _cloud_id(value: str) -> None:
         raise ValidationError("Must be 1-64 characters of [A-Za-z0-9_.-].")
 
 
+def _unicode_text(value: str) -> None:
+    # JSON can carry unpaired surrogates ("\ud800"); they cannot be encoded for the provider's
+    # service or for Redis, so they are a field error, not a crash.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError("Contains an unpaired surrogate.") from None
+
+
 class LoginSchema(Schema):
     """POST /v1/tokens body."""
 
@@ -33,7 +42,7 @@ class LoginSchema(Schema):
 
     username = fields.String(
         required=True,
-        validate=[validate.Length(min=1, max=128), _no_control_characters],
+        validate=[validate.Length(min=1, max=128), _no_control_characters, _unicode_text],
         metadata={
             "description": "SIP username (1-128 characters, no control characters).",
             "pattern": NO_CONTROL_PATTERN,
@@ -41,7 +50,7 @@ class LoginSchema(Schema):
     )
     password = fields.String(
         required=True,
-        validate=validate.Length(min=1, max=1024),
+        validate=[validate.Length(min=1, max=1024), _unicode_text],
         load_only=True,
         metadata={"description": "SIP password; never logged, stored or echoed."},
     )
@@ -53,7 +62,7 @@ class LoginSchema(Schema):
     host = fields.String(
         load_default=None,
         allow_none=True,
-        validate=[validate.Length(max=255), _no_control_characters],
+        validate=[validate.Length(max=255), _no_control_characters, _unicode_text],
         metadata={
             "description": "SIP domain, optional; fills %host% in the definition.",
             "pattern": NO_CONTROL_PATTERN,

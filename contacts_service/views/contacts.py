@@ -52,7 +52,7 @@ def get_contacts(device_id: str):
     who = caller()
     device = service.device_or_404(who, device_id)
     if since is not None:
-        service.check_since(device, since)
+        service.check_since(device, since, service_state().limits)
     smart_text = service.smart_text(service.smart_contacts(who, device, service_state().limits))
     etag = service.contacts_etag(device, since, smart_text)
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}

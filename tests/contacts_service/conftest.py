@@ -13,8 +13,9 @@ import requests
 
 from contacts_service.app import apply_migrations, create_app
 from contacts_service.extensions import db
+from tests.support.clients import contacts_base_env
 from tests.support.servers import ServiceProcess
-from tests.support.stack import INTROSPECTION_CLIENT, login
+from tests.support.stack import login
 
 # Small limits for the limit tests (one dedicated process carries them).
 LIMITED = {
@@ -30,17 +31,10 @@ LIMITED = {
 
 
 def contacts_env(database_url: str, sso_url: str, **overrides) -> dict[str, str]:
-    client_id, client_secret = INTROSPECTION_CLIENT
-    env = {
-        "CONTACTS_DATABASE_URL": database_url,
-        "CONTACTS_SSO_URL": sso_url,
-        "CONTACTS_SSO_CLIENT_ID": client_id,
-        "CONTACTS_SSO_CLIENT_SECRET": client_secret,
-        "CONTACTS_SSO_TIMEOUT_SECONDS": "2",
-        "LOG_LEVEL": "WARNING",
-    }
-    env.update(overrides)
-    return env
+    """This suite's settings: a 2 s SSO timeout, warnings-only logs, the default statement
+    timeout."""
+    suite = {"CONTACTS_SSO_TIMEOUT_SECONDS": "2", "LOG_LEVEL": "WARNING"}
+    return contacts_base_env(database_url, sso_url, **{**suite, **overrides})
 
 
 @pytest.fixture(scope="session")

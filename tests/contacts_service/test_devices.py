@@ -141,3 +141,12 @@ def test_same_username_in_another_cloud_is_another_account(api, new_account):
     first.register("d")
     assert second.get("/v1/devices/d").status_code == 404
     assert second.get("/v1/devices").json() == {"devices": []}
+
+
+@pytest.mark.parametrize("body", [{"name": "\ud800"}, {"platform": "a\udfffb"}, {"name": "a\x00b"}])
+def test_device_fields_must_be_plain_text(alice, body):
+    response = alice.put("/v1/devices/text-check", json=body)
+    assert response.status_code == 422
+    assert response.json()["error"] == "validation_error"
+    assert set(response.json()["details"]) == set(body)
+    assert alice.get("/v1/devices/text-check").status_code == 404  # nothing was created

@@ -40,6 +40,11 @@ def test_national_formatted_and_international_numbers_match(api, alice, new_acco
                 "contactAddresses": [{"countryCode": "GB"}, {"countryCode": "US"}],
                 "contactEntries": [tel("a1", "020 7183 8750"), tel("a2", "555-123-0002")],
             },
+            {
+                "contactId": "bob-uk-second-address",
+                "contactAddresses": [{"city": "London"}, {"countryCode": "GB"}],
+                "contactEntries": [tel("b1", "020 7183 8750")],
+            },
             {"contactId": "stranger", "contactEntries": [tel("s1", "+15557654321")]},
         ],
     )
@@ -52,6 +57,7 @@ def test_national_formatted_and_international_numbers_match(api, alice, new_acco
         ],
         "bob-uk": [{"entryId": "u1", "number": "+442071838750", **match}],
         "bob-uk-address": [{"entryId": "a1", "number": "+442071838750", **match}],
+        "bob-uk-second-address": [{"entryId": "b1", "number": "+442071838750", **match}],
     }
     assert alice.contacts("d")["smart"] == expected
     assert alice.get("/v1/devices/d/smart-contacts").json() == {"smart": expected}

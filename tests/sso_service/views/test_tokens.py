@@ -349,6 +349,10 @@ def test_invalid_json_is_400(client, raw, content_type):
         ({"cloud_id": "x" * 65}, "cloud_id"),
         ({"host": "a\r\nb"}, "host"),
         ({"host": 7}, "host"),
+        # Unpaired surrogates: valid JSON escapes, not Unicode text.
+        ({"password": "\ud800"}, "password"),
+        ({"username": "a\udfffb"}, "username"),
+        ({"host": "\ud800"}, "host"),
     ],
 )
 def test_field_errors_are_400_invalid_request(client, account, fresh_provider, change, field):
