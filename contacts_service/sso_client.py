@@ -20,6 +20,8 @@ from shared.http import make_session
 
 log = logging.getLogger(__name__)
 
+_READINESS_PROBE_TOKEN = "readiness-probe"  # noqa: S105 - a deliberately invalid token
+
 _CACHE_LIMIT = 10_000
 
 
@@ -113,9 +115,11 @@ class SsoClient:
         return identity
 
     def healthy(self) -> None:
-        """Raise unless the SSO service's /healthz answers 200."""
-        response = self._session.get(self.base_url + "/healthz", timeout=self.timeout)
-        response.raise_for_status()
+        """Raise unless the SSO answers an introspection made with our client credentials, so
+        a wrong CONTACTS_SSO_CLIENT_SECRET shows in /readyz rather than only as 503s."""
+        # A malformed token is answered from its shape alone, without the SSO's Redis.
+        if self.introspect(_READINESS_PROBE_TOKEN) is not None:
+            raise SsoUnavailable("the SSO called the readiness probe token active")
 
     def _cached(self, key: str) -> Identity | None:
         with self._lock:

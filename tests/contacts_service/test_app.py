@@ -24,6 +24,7 @@ def test_readyz_when_everything_answers(api):
     ("override", "failed"),
     [
         ({"CONTACTS_SSO_URL": "http://127.0.0.1:{port}"}, "sso"),
+        ({"CONTACTS_SSO_CLIENT_SECRET": "not-the-secret"}, "sso"),
         (
             {"CONTACTS_DATABASE_URL": "postgresql://nobody:nothing@127.0.0.1:{port}/none"},
             "postgresql",
