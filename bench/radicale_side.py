@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bench.data import Changes, to_vcard, to_vcards
 from bench.measure import CountingSession, Step, expect
-from tests.support.servers import free_port, wait_for
+from tests.support.servers import free_port, stop_process, wait_for
 
 VCARD = "text/vcard; charset=utf-8"
 XML = "application/xml; charset=utf-8"
@@ -79,13 +79,7 @@ class RadicaleServer:
         return self
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process)
         self.process = None
 
     def close(self, keep_logs: bool = False) -> None:

@@ -15,8 +15,9 @@ import subprocess
 import pytest
 import requests
 
+from tests.support.clients import contacts_base_env
 from tests.support.servers import ROOT, ServiceProcess
-from tests.support.stack import INTROSPECTION_CLIENT, sso_env
+from tests.support.stack import sso_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -76,17 +77,6 @@ def sso_config(redis_server, provider) -> dict[str, str]:
     return sso_env(redis_server.url.rsplit("/", 1)[0] + f"/{REDIS_DB}", provider)
 
 
-def contacts_config(database_url: str, sso_url: str) -> dict[str, str]:
-    client_id, client_secret = INTROSPECTION_CLIENT
-    return {
-        "CONTACTS_DATABASE_URL": database_url,
-        "CONTACTS_SSO_URL": sso_url,
-        "CONTACTS_SSO_CLIENT_ID": client_id,
-        "CONTACTS_SSO_CLIENT_SECRET": client_secret,
-        "LOG_LEVEL": "INFO",
-    }
-
-
 def run(binary: str, *args: str, env: dict[str, str] | None = None):
     # Only what a provider would set: no PYTHONPATH, no virtualenv, a clean environment.
     base = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp"), "TMPDIR": "/tmp"}
@@ -113,7 +103,7 @@ def test_check_config_accepts_good_settings(binaries, sso_config, postgres_datab
     assert (sso.returncode, sso.stdout.strip()) == (0, "sso-server: configuration OK"), sso.stderr
 
     with running(binaries["sso-server"], sso_config) as sso_server:
-        config = contacts_config(postgres_database.url, sso_server.url)
+        config = contacts_base_env(postgres_database.url, sso_server.url)
         contacts = run(binaries["contacts-server"], "check-config", env=config)
     assert contacts.returncode == 0, contacts.stderr
     assert contacts.stdout.strip() == "contacts-server: configuration OK"
@@ -136,7 +126,7 @@ def test_check_config_names_what_is_wrong(
     good = (
         sso_config
         if name == "sso-server"
-        else contacts_config(postgres_database.url, "http://127.0.0.1:9")
+        else contacts_base_env(postgres_database.url, "http://127.0.0.1:9")
     )
     result = run(binaries[name], "check-config", env={**good, **broken})
     assert result.returncode == 1
@@ -163,12 +153,12 @@ def test_binaries_serve_login_upload_and_fetch(
     migrate = run(
         binaries["contacts-server"],
         "migrate",
-        env=contacts_config(postgres_database.url, "http://127.0.0.1:9"),
+        env=contacts_base_env(postgres_database.url, "http://127.0.0.1:9"),
     )
     assert migrate.returncode == 0, migrate.stderr
 
     with running(binaries["sso-server"], sso_config) as sso:
-        config = contacts_config(postgres_database.url, sso.url)
+        config = contacts_base_env(postgres_database.url, sso.url)
         with running(binaries["contacts-server"], config) as contacts:
             login = requests.post(
                 f"{sso.url}/v1/tokens",

@@ -11,8 +11,9 @@ import pytest
 import requests
 import trustme
 
+from tests.support.clients import contacts_base_env
 from tests.support.servers import PostgresDatabase, ServiceProcess
-from tests.support.stack import INTROSPECTION_CLIENT, sso_env
+from tests.support.stack import sso_env
 
 BROWSER_ORIGIN = "https://webrtc.e2e.example"
 # A private Redis database number, so the tokens of this suite never mix with other suites'.
@@ -80,18 +81,6 @@ def e2e_database():
     database.drop()
 
 
-def contacts_env(database_url: str, sso_url: str, **overrides) -> dict[str, str]:
-    client_id, client_secret = INTROSPECTION_CLIENT
-    return {
-        "CONTACTS_DATABASE_URL": database_url,
-        "CONTACTS_SSO_URL": sso_url,
-        "CONTACTS_SSO_CLIENT_ID": client_id,
-        "CONTACTS_SSO_CLIENT_SECRET": client_secret,
-        "LOG_LEVEL": "INFO",
-        **overrides,
-    }
-
-
 @pytest.fixture(scope="session")
 def stack(tls, redis_server, e2e_database, provider):
     """SSO and Contacts under gunicorn with TLS; Contacts → SSO over verified HTTPS."""
@@ -105,7 +94,7 @@ def stack(tls, redis_server, e2e_database, provider):
     sso.start()
     contacts = ServiceProcess(
         "contacts_service",
-        contacts_env(
+        contacts_base_env(
             e2e_database.url,
             sso.url,
             CONTACTS_SSO_CA_BUNDLE=tls.ca_path,

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.e2e.conftest import BROWSER_ORIGIN, contacts_env
+from tests.e2e.conftest import BROWSER_ORIGIN
+from tests.support.clients import contacts_base_env
 from tests.support.servers import ServiceProcess
 
 PREFLIGHTS = [
@@ -71,7 +72,7 @@ def test_services_speak_only_tls(stack, service):
 def test_contacts_refuses_an_sso_certificate_it_cannot_verify(stack, e2e_database):
     """Without the private CA the SSO certificate is untrusted: no data is served (503)."""
     untrusting = ServiceProcess(
-        "contacts_service", contacts_env(e2e_database.url, stack.sso.url), workers=1
+        "contacts_service", contacts_base_env(e2e_database.url, stack.sso.url), workers=1
     )
     untrusting.start(timeout=60)
     try:

@@ -73,20 +73,8 @@ class MobileApp:
         return f"{self.stack.contacts.url}/v1/devices/{self.device_id}"
 
     def login(self) -> dict:
-        response = self.http.post(
-            f"{self.stack.sso.url}/v1/tokens",
-            data={
-                "username": self.account.username,
-                "password": self.account.password,
-                "cloud_id": self.account.cloud_id,
-            },
-            timeout=15,
-        )
-        assert response.status_code == 200, response.text
-        body = response.json()
-        self.token = body["token"]
-        self.http.headers["Authorization"] = f"Bearer {self.token}"
-        return body
+        """Workflow A: the SIP credentials as a form post."""
+        return log_in(self, as_form=True)
 
     def register(self) -> requests.Response:
         return self.http.put(
@@ -127,20 +115,8 @@ class WebRtcApp:
         self.token: str | None = None
 
     def login(self) -> dict:
-        response = self.http.post(
-            f"{self.stack.sso.url}/v1/tokens",
-            json={
-                "username": self.account.username,
-                "password": self.account.password,
-                "cloud_id": self.account.cloud_id,
-            },
-            timeout=15,
-        )
-        assert response.status_code == 200, response.text
-        body = response.json()
-        self.token = body["token"]
-        self.http.headers["Authorization"] = f"Bearer {self.token}"
-        return body
+        """Workflow C: the same credentials, as JSON."""
+        return log_in(self, as_form=False)
 
     def devices(self) -> list[dict]:
         response = self.http.get(f"{self.stack.contacts.url}/v1/devices", timeout=10)
@@ -151,6 +127,23 @@ class WebRtcApp:
         return self.http.get(
             f"{self.stack.contacts.url}/v1/devices/{device_id}/contacts", timeout=30
         )
+
+
+def log_in(app: MobileApp | WebRtcApp, as_form: bool) -> dict:
+    """Post the account's SIP username, password and Cloud ID to the SSO (a form or JSON), then
+    send the token with every later request of the app."""
+    credentials = {
+        "username": app.account.username,
+        "password": app.account.password,
+        "cloud_id": app.account.cloud_id,
+    }
+    encoded = {"data": credentials} if as_form else {"json": credentials}
+    response = app.http.post(f"{app.stack.sso.url}/v1/tokens", **encoded, timeout=15)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    app.token = body["token"]
+    app.http.headers["Authorization"] = f"Bearer {app.token}"
+    return body
 
 
 def without_checksum(contacts: list[dict]) -> dict[str, dict]:

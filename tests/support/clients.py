@@ -1,6 +1,7 @@
 """HTTP clients of the real services for the fault, hostile-input and load suites.
 
-`contacts_env()` configures a Contacts process against a database and an SSO process;
+`contacts_base_env()` configures a Contacts process against a database and an SSO process,
+`contacts_env()` the same with short timeouts;
 `ContactsClient` speaks the Contacts API as one account; `ERROR_KEYS` and `is_error_shape()`
 check the one error body both services use.
 """
@@ -20,20 +21,26 @@ from tests.support.stack import INTROSPECTION_CLIENT
 ERROR_KEYS = {"error", "message", "details"}
 
 
-def contacts_env(database_url: str, sso_url: str, **overrides) -> dict[str, str]:
-    """Environment for a real Contacts process on this database, introspecting at this SSO."""
+def contacts_base_env(database_url: str, sso_url: str, **overrides) -> dict[str, str]:
+    """The settings a Contacts process needs on this database, introspecting at this SSO;
+    everything else at the service's defaults."""
     client_id, client_secret = INTROSPECTION_CLIENT
     env = {
         "CONTACTS_DATABASE_URL": database_url,
         "CONTACTS_SSO_URL": sso_url,
         "CONTACTS_SSO_CLIENT_ID": client_id,
         "CONTACTS_SSO_CLIENT_SECRET": client_secret,
-        "CONTACTS_SSO_TIMEOUT_SECONDS": "2",
-        "CONTACTS_DB_STATEMENT_TIMEOUT_SECONDS": "3",
         "LOG_LEVEL": "INFO",
     }
     env.update({name: str(value) for name, value in overrides.items()})
     return env
+
+
+def contacts_env(database_url: str, sso_url: str, **overrides) -> dict[str, str]:
+    """Environment for a real Contacts process on this database, introspecting at this SSO,
+    with short SSO and statement timeouts so a hung dependency shows within seconds."""
+    timeouts = {"CONTACTS_SSO_TIMEOUT_SECONDS": "2", "CONTACTS_DB_STATEMENT_TIMEOUT_SECONDS": "3"}
+    return contacts_base_env(database_url, sso_url, **{**timeouts, **overrides})
 
 
 def is_error_shape(response: requests.Response) -> bool:

@@ -45,6 +45,17 @@ def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05, what: str
     raise TimeoutError(f"timed out waiting for {what}")
 
 
+def stop_process(process: subprocess.Popen | None) -> None:
+    """SIGTERM a running process and wait for it; SIGKILL it if it takes over 15 s."""
+    if process and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
 class RedisServer:
     """A private redis-server on a free loopback port; stop() and start() keep the port."""
 
@@ -172,13 +183,7 @@ class ServiceProcess:
         return self
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process)
         self.process = None
 
     def log(self) -> str:
