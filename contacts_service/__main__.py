@@ -39,9 +39,9 @@ def _before_serve() -> None:
 def check_config() -> list[str]:
     """Problems with the settings or the dependencies they point at; empty when all is well."""
     import psycopg2
-    import requests
 
     from contacts_service.settings import Settings
+    from contacts_service.sso_client import SsoClient, SsoUnavailable
 
     try:
         settings = Settings.from_env()
@@ -52,16 +52,17 @@ def check_config() -> list[str]:
         psycopg2.connect(settings.database_url, connect_timeout=5).close()
     except psycopg2.Error as exc:
         problems.append(f"PostgreSQL at CONTACTS_DATABASE_URL is not reachable: {exc}".strip())
+    sso = SsoClient(
+        settings.sso_url,
+        settings.sso_client_id,
+        settings.sso_client_secret,
+        timeout=settings.sso_timeout_seconds,
+        ca_bundle=settings.sso_ca_bundle,
+    )
     try:
-        response = requests.get(
-            settings.sso_url + "/healthz",
-            timeout=settings.sso_timeout_seconds,
-            verify=settings.sso_ca_bundle or True,
-        )
-        if response.status_code != 200:
-            problems.append(f"SSO /healthz at CONTACTS_SSO_URL answered {response.status_code}")
-    except requests.RequestException as exc:
-        problems.append(f"SSO at CONTACTS_SSO_URL is not reachable: {exc.__class__.__name__}")
+        sso.healthy()
+    except SsoUnavailable as exc:
+        problems.append(f"SSO at CONTACTS_SSO_URL failed an introspection with our client: {exc}")
     return problems
 
 

@@ -117,6 +117,9 @@ def test_check_config(contacts_config):
     missing = _cli("check-config", env={**contacts_config, "CONTACTS_SSO_CLIENT_SECRET": ""})
     assert missing.returncode == 1
     assert "CONTACTS_SSO_CLIENT_SECRET" in missing.stderr
+    wrong = _cli("check-config", env={**contacts_config, "CONTACTS_SSO_CLIENT_SECRET": "nope"})
+    assert wrong.returncode == 1
+    assert "SSO" in wrong.stderr and "401" in wrong.stderr
     unreachable = _cli(
         "check-config",
         env={**contacts_config, **contacts_env(
