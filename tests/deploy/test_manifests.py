@@ -222,7 +222,7 @@ def test_image_healthcheck_entrypoint_and_port_match_the_service(service):
 def test_dockerignore_keeps_the_context_to_what_the_images_copy():
     lines = (ROOT / ".dockerignore").read_text().split()
     assert lines[lines.index("**") :][:1] == ["**"]
-    for needed in ("!pyproject.toml", "!README.md", "!shared/", "!sso_service/"):
+    for needed in ("!pyproject.toml", "!README.md", "!LICENSE", "!shared/", "!sso_service/"):
         assert needed in lines
     assert "!contacts_service/" in lines and "!deploy/demo/demo_provider.py" in lines
 
