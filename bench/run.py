@@ -68,6 +68,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def _as_json(figures: dict) -> dict:
+    """Step name → its measured seconds, bytes and request count."""
+    return {
+        k: {"seconds": s.seconds, "bytes": s.bytes, "requests": s.requests}
+        for k, s in figures.items()
+    }
+
+
 def run_ours(stack, session, token, book, changes) -> dict:
     from bench.ours import OurRun
 
@@ -86,10 +94,7 @@ def run_ours(stack, session, token, book, changes) -> dict:
         figures["unchanged"] = run.unchanged_refetch()
     finally:
         run.drop()
-    return {
-        k: {"seconds": s.seconds, "bytes": s.bytes, "requests": s.requests}
-        for k, s in figures.items()
-    }
+    return _as_json(figures)
 
 
 def run_radicale(server, session, book, changes, version) -> dict:
@@ -108,10 +113,7 @@ def run_radicale(server, session, book, changes, version) -> dict:
         figures["unchanged"] = run.unchanged_refetch()
     finally:
         run.drop()
-    return {
-        k: {"seconds": s.seconds, "bytes": s.bytes, "requests": s.requests}
-        for k, s in figures.items()
-    }
+    return _as_json(figures)
 
 
 def median_of(runs: list[dict], key: str, field: str) -> float | None:

@@ -320,17 +320,18 @@ def forget_deletions(device_pk: int, readded_ids: list[str]) -> None:
         )
 
 
+# Tombstones the change log no longer keeps; pruned by writes, honoured by reads before that.
+_EXPIRED_TOMBSTONES = (
+    "FROM deleted_contacts "
+    "WHERE device_pk = :pk AND deleted_at < now() - make_interval(days => :days)"
+)
+
+
 def prune_deletions(device_pk: int, keep_days: int) -> int | None:
     """Forget tombstones older than keep_days; the newest revision forgotten (or None)."""
     return _execute(
-        """
-        WITH gone AS (
-            DELETE FROM deleted_contacts
-            WHERE device_pk = :pk AND deleted_at < now() - make_interval(days => :days)
-            RETURNING revision
-        )
-        SELECT max(revision) FROM gone
-        """,
+        f"WITH gone AS (DELETE {_EXPIRED_TOMBSTONES} RETURNING revision) "  # noqa: S608
+        "SELECT max(revision) FROM gone",
         pk=device_pk,
         days=keep_days,
     ).scalar()
@@ -339,8 +340,7 @@ def prune_deletions(device_pk: int, keep_days: int) -> int | None:
 def newest_expired_deletion(device_pk: int, keep_days: int) -> int | None:
     """The newest revision among tombstones older than keep_days (not yet pruned), if any."""
     return _execute(
-        "SELECT max(revision) FROM deleted_contacts "
-        "WHERE device_pk = :pk AND deleted_at < now() - make_interval(days => :days)",
+        f"SELECT max(revision) {_EXPIRED_TOMBSTONES}",
         pk=device_pk,
         days=keep_days,
     ).scalar()

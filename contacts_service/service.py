@@ -99,7 +99,7 @@ def _prepare_one(batch: PreparedBatch, contact: dict, fallback_region: str | Non
         checksum = contact_checksum(contact)
         document = {**contact, "checksum": checksum}
     raw = json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    raw.encode("utf-8")
+    raw.encode("utf-8")  # raises UnicodeEncodeError on unpaired surrogates (see prepare())
     contact_id = contact["contactId"]
     key = block_key(contact_id)
     region = None
