@@ -60,9 +60,7 @@ def authenticate() -> None:
         ) from None
     if identity is None:
         raise _invalid_token("The access token is not valid or has expired.", "invalid_token")
-    numbers = list(
-        dict.fromkeys(n for n in (to_e164(x, None) for x in identity.phone_numbers) if n)
-    )
+    numbers = verified_numbers(identity.phone_numbers)
     account_id = repository.sync_account(
         identity.cloud_id, identity.username, numbers, identity.sip_uri
     )
@@ -74,6 +72,15 @@ def authenticate() -> None:
         sip_uri=identity.sip_uri,
         region=region_of_numbers(numbers),
     )
+
+
+def verified_numbers(raw: tuple[str, ...]) -> list[str]:
+    """The E.164 forms of the introspected numbers, in order, without duplicates.
+
+    They come from the SSO, already normalised; whatever else arrives (garbage, huge strings,
+    national numbers) is skipped, never an error: to_e164 looks at short strings only.
+    """
+    return list(dict.fromkeys(n for n in (to_e164(x, None) for x in raw) if n))
 
 
 def caller() -> Caller:

@@ -15,6 +15,8 @@
   tombstone with the deleting revision. Tombstones older than CONTACTS_CHANGE_LOG_DAYS are
   pruned and devices.log_floor remembers the newest pruned revision (older `since` → 410).
 - contact_numbers: the E.164 form of every tel entry, for the Smart Contacts join.
+  E.164 columns are `text` (migration 0002): possible numbers reach 18 characters
+  (+49123456789012345), and the code bounds what it parses (contacts_service.phone).
 - smart_seen_numbers: every number an account's books ever contained, with the time it was let
   through the enumeration guard (granted_at NULL = still waiting for the 24-hour window).
 """
@@ -61,7 +63,7 @@ class Account(db.Model):
 class AccountNumber(db.Model):
     __tablename__ = "account_numbers"
     cloud_id = Column(String(64), nullable=False)
-    e164 = Column(String(16), nullable=False)
+    e164 = Column(Text, nullable=False)
     account_id = Column(BigInteger, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False)
     updated_at = _now()
     __table_args__ = (
@@ -121,14 +123,14 @@ class ContactNumber(db.Model):
     contact_id = Column(String(256), nullable=False)
     position = Column(SmallInteger, nullable=False)
     entry_id = Column(Text, nullable=True)
-    e164 = Column(String(16), nullable=False)
+    e164 = Column(Text, nullable=False)
     __table_args__ = (PrimaryKeyConstraint("device_pk", "contact_id", "position", name="pk_cn"),)
 
 
 class SmartSeenNumber(db.Model):
     __tablename__ = "smart_seen_numbers"
     account_id = Column(BigInteger, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False)
-    e164 = Column(String(16), nullable=False)
+    e164 = Column(Text, nullable=False)
     first_seen_at = _now()
     granted_at = Column(DateTime(timezone=True), nullable=True)
     __table_args__ = (

@@ -35,18 +35,47 @@ def region_of_numbers(numbers: Iterable[str]) -> str | None:
     return None
 
 
-@lru_cache(maxsize=65_536)
-def to_e164(raw: str, region: str | None) -> str | None:
+# Longer than any formatted number (E.164 has at most 15 digits; separators, an extension and
+# a "+" leave a generous margin). Anything longer is not a phone number and is never parsed.
+MAX_NUMBER_LENGTH = 64
+
+
+def number_text(raw: object) -> str | None:
+    """The number part of a tel URI or a formatted number, or None when it cannot be one.
+
+    Cheap and bounded by the input: strips whitespace, a `tel:` scheme and URI parameters, and
+    refuses anything empty or over MAX_NUMBER_LENGTH characters, so only short strings ever
+    reach the parser and its cache.
+    """
+    if not isinstance(raw, str):
+        return None
+    text = raw.strip()
+    if text[:4].lower() == "tel:":
+        text = text[4:].partition(";")[0].strip()
+    if not text or len(text) > MAX_NUMBER_LENGTH:
+        return None
+    return text
+
+
+def to_e164(raw: object, region: str | None) -> str | None:
     """E.164 form of `raw` (a tel URI or a formatted number), or None when it cannot be one.
 
     A national number needs a region; without one it has no E.164 form and never matches.
     """
-    text = raw.strip()
-    if text[:4].lower() == "tel:":
-        text = text[4:].split(";", 1)[0]
-    if not text or len(text) > 64:
+    text = number_text(raw)
+    if text is None or (region is None and not text.startswith("+")):
         return None
-    if region is None and not text.startswith("+"):
+    return parse_e164(text, region)
+
+
+@lru_cache(maxsize=65_536)
+def parse_e164(text: str, region: str | None) -> str | None:
+    """E.164 form of a bare number of at most MAX_NUMBER_LENGTH characters (see to_e164).
+
+    Cached: keys are short by construction (to_e164 bounds them), so the cache holds at most
+    65,536 x (64 characters + a region) however long the URIs clients send are.
+    """
+    if len(text) > MAX_NUMBER_LENGTH:
         return None
     try:
         parsed = phonenumbers.parse(text, region)

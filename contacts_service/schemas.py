@@ -23,7 +23,15 @@ from marshmallow import (
 from contacts_service.checksums import MAX_BITS, parse_block_id
 from shared.errors import ApiError, flatten_validation_messages
 
-DEVICE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+# Identifiers are matched over the whole string: \A...\Z, and callers use fullmatch (`$`
+# would also match before a trailing newline, so "abc\n" would pass).
+DEVICE_ID = re.compile(r"\A[A-Za-z0-9_.:-]{1,128}\Z")
+# contactId / entryId: API.md gives no character class, only "1-256 chars"; any Unicode text
+# is an id (no folding: fullwidth U+FF11 and "1" are two ids) except control characters
+# (C0, DEL, C1). Those are refused: contactIds frame the block-checksum lines
+# (contactId TAB checksum LF), and a TAB or LF inside an id would make two different blocks
+# hash alike.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 ENTRY_TYPES = ("tel", "email", "url")
 
 # The Acrobits Contacts JSON keys that hold one string each (null is accepted as "not set").
@@ -55,8 +63,10 @@ ACROBITS_STRING_KEYS = (
 ADDRESS_STRING_KEYS = ("label", "type", "street", "city", "state", "zip", "country", "countryCode")
 
 
-# For the OpenAPI document: what _storable_text enforces, as a JSON Schema pattern.
+# For the OpenAPI document: what _storable_text and _identifier_text enforce, as JSON Schema
+# patterns.
 _NO_NUL = {"pattern": "^[^\\u0000]*$"}
+_NO_CONTROL = {"pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"}
 
 
 def _storable_text(value: str) -> None:
@@ -71,6 +81,16 @@ def _storable_text(value: str) -> None:
         raise ValidationError("Contains an unpaired surrogate.") from None
 
 
+def _identifier_text(value: str) -> None:
+    """contactId and entryId: storable text without control characters (see above)."""
+    _storable_text(value)
+    character = CONTROL_CHARACTERS.search(value)
+    if character is not None:
+        raise ValidationError(
+            f"Must not contain control characters (found U+{ord(character.group()):04X})."
+        )
+
+
 def _optional_string(**kwargs) -> fields.String:
     return fields.String(allow_none=True, **kwargs)
 
@@ -81,7 +101,7 @@ class ContactEntrySchema(Schema):
     class Meta:
         unknown = INCLUDE
 
-    entryId = _optional_string(validate=_storable_text, metadata=_NO_NUL)
+    entryId = _optional_string(validate=_identifier_text, metadata=_NO_CONTROL)
     label = _optional_string()
     type = fields.String(required=True, validate=validate.OneOf(ENTRY_TYPES))
     uri = fields.String(required=True)
@@ -103,7 +123,9 @@ class ContactSchema(Schema.from_dict({key: _optional_string() for key in ACROBIT
         unknown = INCLUDE
 
     contactId = fields.String(
-        required=True, validate=[validate.Length(min=1, max=256), _storable_text], metadata=_NO_NUL
+        required=True,
+        validate=[validate.Length(min=1, max=256), _identifier_text],
+        metadata=_NO_CONTROL,
     )
     checksum = fields.String(
         validate=[validate.Length(min=1, max=256), _storable_text], metadata=_NO_NUL
@@ -158,7 +180,11 @@ def _plainly_valid(contact, schema_class) -> bool:
     if not isinstance(contact, dict):
         return False
     contact_id = contact.get("contactId")
-    if not isinstance(contact_id, str) or not 1 <= len(contact_id) <= 256 or "\x00" in contact_id:
+    if (
+        not isinstance(contact_id, str)
+        or not 1 <= len(contact_id) <= 256
+        or CONTROL_CHARACTERS.search(contact_id)
+    ):
         return False
     if "checksum" in contact:
         checksum = contact["checksum"]
@@ -175,7 +201,7 @@ def _plainly_valid(contact, schema_class) -> bool:
             or entry.get("type") not in ENTRY_TYPES
             or not isinstance(entry.get("uri"), str)
             or not _optional_strings(entry, ("entryId", "label"))
-            or "\x00" in (entry.get("entryId") or "")
+            or CONTROL_CHARACTERS.search(entry.get("entryId") or "")
         ):
             return False
     addresses = contact.get("contactAddresses", [])
@@ -217,6 +243,8 @@ class PatchContactsSchema(Schema):
         unknown = RAISE
 
     upsert = fields.List(ContactField(ContactSchema), load_default=list)
+    # Ids to delete only need to be storable: a contact stored before control characters were
+    # refused in contactIds can still be deleted (deleting an unknown id is not an error).
     delete = fields.List(
         fields.String(validate=[validate.Length(min=1, max=256), _storable_text], metadata=_NO_NUL),
         load_default=list,

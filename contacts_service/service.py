@@ -128,12 +128,11 @@ def write_contacts(
     """Apply one PATCH (upsert + delete) or PUT (replace) to a device's book, all or nothing.
 
     The device row is locked first, so concurrent writes to one book queue up and each gets its
-    own revision; the revision grows by one only when something changed.
+    own revision; the revision grows by one only when something changed. An unknown device is a
+    404 before any work on the upload (serialising, checksums, number normalisation).
     """
     if len(contacts) > limits.max_contacts_per_device:
         raise _too_many(limits)
-    path = "contacts" if replace else "upsert"
-    batch = prepare(contacts, caller.region or limits.default_region, path)
     device = (
         repository.get_device(caller.account_id, device_id, lock=True)
         if valid_device_id(device_id)
@@ -141,6 +140,8 @@ def write_contacts(
     )
     if device is None:
         raise not_found()
+    path = "contacts" if replace else "upsert"
+    batch = prepare(contacts, caller.region or limits.default_region, path)
     pk, revision = device.pk, device.revision + 1
     if replace:
         deleted = repository.delete_contacts_except(pk, batch.ids)
@@ -187,7 +188,7 @@ def _too_many(limits: Limits) -> ApiError:
 
 
 def valid_device_id(device_id: str) -> bool:
-    return DEVICE_ID.match(device_id) is not None
+    return DEVICE_ID.fullmatch(device_id) is not None
 
 
 def device_or_404(caller: Caller, device_id: str) -> DeviceRow:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import phonenumbers
 
-from shared.config import ConfigError, env_float, env_int, env_list, env_str
+from shared.config import ConfigError, env_float, env_int, env_origins, env_str
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -96,6 +96,6 @@ class Settings:
             db_statement_timeout_seconds=env_float(
                 "CONTACTS_DB_STATEMENT_TIMEOUT_SECONDS", 15.0, environ=environ, minimum=1.0
             ),
-            cors_origins=env_list("CORS_ORIGINS", [], environ=environ),
+            cors_origins=env_origins("CORS_ORIGINS", environ=environ),
             log_level=log_level,
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -23,6 +24,14 @@ log = logging.getLogger(__name__)
 _READINESS_PROBE_TOKEN = "readiness-probe"  # noqa: S105 - a deliberately invalid token
 
 _CACHE_LIMIT = 10_000
+
+# The identifiers of API.md, matched over the whole string (fullmatch: a trailing newline is
+# outside the class; a username is also whole Unicode text, no lone surrogates). An answer
+# naming an account outside them is not one we can serve.
+CLOUD_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+USERNAME = re.compile(r"[^\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,128}")
+# Verified numbers considered from one answer (the SSO keeps at most 1,000 per account).
+MAX_PHONE_NUMBERS = 1000
 
 
 class SsoUnavailable(Exception):
@@ -41,32 +50,43 @@ class Identity:
 
 
 def _identity(body: object) -> Identity | None:
-    """The Identity in an introspection answer; None for an inactive token."""
+    """The Identity in an introspection answer; None for an inactive token.
+
+    The account fields must be what API.md says identifiers are, else the answer is unusable
+    (SsoUnavailable). Phone numbers are only advisory input to Smart Contacts: anything in
+    `phone_numbers` that is not a string is dropped here, and auth.py keeps only the strings
+    that normalise to E.164, so no value there can fail a request.
+    """
     if not isinstance(body, dict):
         raise SsoUnavailable("introspection answer is not a JSON object")
     if body.get("active") is not True:
         return None
     cloud_id, username = body.get("cloud_id"), body.get("username")
-    numbers = body.get("phone_numbers") or []
     sip_uri = body.get("sip_uri")
     exp = body.get("exp")
     if (
         not isinstance(cloud_id, str)
         or not isinstance(username, str)
-        or not cloud_id
-        or not username
-        or not isinstance(numbers, list)
-        or not all(isinstance(n, str) for n in numbers)
+        or CLOUD_ID.fullmatch(cloud_id) is None
+        or cloud_id.strip(".") == ""
+        or USERNAME.fullmatch(username) is None
         or not (sip_uri is None or isinstance(sip_uri, str))
     ):
-        raise SsoUnavailable("introspection answer lacks the account fields")
+        raise SsoUnavailable("introspection answer lacks valid account fields")
     return Identity(
         cloud_id=cloud_id,
         username=username,
-        phone_numbers=tuple(dict.fromkeys(numbers)),
+        phone_numbers=_phone_numbers(body.get("phone_numbers")),
         sip_uri=sip_uri,
         exp=exp if isinstance(exp, int) and not isinstance(exp, bool) else None,
     )
+
+
+def _phone_numbers(value: object) -> tuple[str, ...]:
+    """The strings among an answer's phone_numbers, in order, without duplicates, bounded."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(dict.fromkeys(n for n in value if isinstance(n, str)))[:MAX_PHONE_NUMBERS]
 
 
 class SsoClient:

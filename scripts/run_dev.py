@@ -68,6 +68,7 @@ def main() -> int:
             "SSO_PORTAL_URL": env.get("SSO_PORTAL_URL") or provider_url + "/portal/{cloud_id}",
             # The demo provider speaks plain HTTP on loopback.
             "SSO_ALLOW_INSECURE_HTTP": env.get("SSO_ALLOW_INSECURE_HTTP") or "1",
+            "SSO_ALLOW_PRIVATE_UPSTREAMS": env.get("SSO_ALLOW_PRIVATE_UPSTREAMS") or "1",
             "SSO_REDIS_URL": env.get("SSO_REDIS_URL") or "redis://127.0.0.1:6379/0",
             "CONTACTS_DATABASE_URL": env.get("CONTACTS_DATABASE_URL")
             or "postgresql://contactsync:contactsync@127.0.0.1:5432/contactsync",

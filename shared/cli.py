@@ -31,6 +31,7 @@ def run_cli(
     before_serve: Callable[[], None] | None = None,
     extra_commands: dict[str, tuple[str, Callable[[], int]]] | None = None,
     argv: list[str] | None = None,
+    default_threads: int = 4,
 ) -> int:
     """Parse argv and run the chosen sub-command; returns the exit status.
 
@@ -40,7 +41,9 @@ def run_cli(
     parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("--version", action="version", version=f"{prog} {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
-    add_serve_arguments(commands.add_parser("serve", help="run under gunicorn"), default_bind)
+    add_serve_arguments(
+        commands.add_parser("serve", help="run under gunicorn"), default_bind, default_threads
+    )
     commands.add_parser("check-config", help="validate settings and reach dependencies")
     for name, (help_text, _) in (extra_commands or {}).items():
         commands.add_parser(name, help=help_text)

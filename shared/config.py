@@ -7,6 +7,7 @@ raises ConfigError naming the variable, so a misconfigured deployment fails at s
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 
 _MISSING = object()
@@ -95,3 +96,18 @@ def env_list(
     if value is None:
         return list(default or [])
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+_ORIGIN = re.compile(r"https?://[^/\s?#@]+", re.IGNORECASE)
+
+
+def env_origins(name: str, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Browser origins (`scheme://host[:port]`, comma-separated) or `*`; ConfigError for an
+    entry that is not one (a path, a pattern, a typo), since it would never match."""
+    origins = env_list(name, [], environ=environ)
+    for origin in origins:
+        if origin != "*" and not _ORIGIN.fullmatch(origin.rstrip("/")):
+            raise ConfigError(
+                f"{name} entries must be origins like https://app.example.com or *, not {origin!r}"
+            )
+    return origins

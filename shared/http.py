@@ -6,8 +6,21 @@ service decides itself what an unreachable SSO means.
 
 from __future__ import annotations
 
+from http.cookiejar import DefaultCookiePolicy
+
 import requests
 from requests.adapters import HTTPAdapter
+
+
+class _NoCookies(DefaultCookiePolicy):
+    """Store no cookie and send none: calls made for one request must carry nothing of
+    another's (a session cookie would otherwise travel to every later call)."""
+
+    def set_ok(self, cookie, request):
+        return False
+
+    def return_ok(self, cookie, request):
+        return False
 
 
 def make_session(
@@ -18,6 +31,7 @@ def make_session(
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = user_agent
+    session.cookies.set_policy(_NoCookies())
     session.verify = verify
     # Proxies from the environment would silently reroute calls to the provider or the SSO.
     session.trust_env = False

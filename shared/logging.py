@@ -16,7 +16,7 @@ import time
 
 from flask import Flask, g, has_request_context, request
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 class _RequestIdFilter(logging.Filter):
@@ -63,7 +63,7 @@ def configure_logging(app: Flask, service: str, level: str = "INFO", json_lines:
     @app.before_request
     def _start_request():
         incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(8)
+        g.request_id = incoming if _REQUEST_ID.fullmatch(incoming) else secrets.token_hex(8)
         g.request_started = time.perf_counter()
 
     @app.after_request

@@ -32,6 +32,15 @@ LATENCY = Histogram(
 )
 
 
+# gunicorn accepts any method token, and every label value is a new series in every worker's
+# multiprocess file: only these are counted by name, anything else as "other".
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    return method if method in KNOWN_METHODS else "other"
+
+
 def _registry() -> CollectorRegistry:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
@@ -52,11 +61,12 @@ def register_metrics(app: Flask, service: str) -> None:
     @app.after_request
     def _metrics_record(response):
         # The URL rule, not the path, so per-device URLs do not explode the label set.
-        endpoint = request.url_rule.rule if request.url_rule else "<unmatched>"
-        REQUESTS.labels(service, endpoint, request.method, str(response.status_code)).inc()
+        endpoint = request.url_rule.rule if request.url_rule else "other"
+        method = method_label(request.method)
+        REQUESTS.labels(service, endpoint, method, str(response.status_code)).inc()
         started = g.get("metrics_started")
         if started is not None:
-            LATENCY.labels(service, endpoint, request.method).observe(time.perf_counter() - started)
+            LATENCY.labels(service, endpoint, method).observe(time.perf_counter() - started)
         return response
 
     def metrics():

@@ -16,13 +16,18 @@ import tempfile
 from collections.abc import Callable
 
 
-def add_serve_arguments(parser: argparse.ArgumentParser, default_bind: str) -> None:
+def add_serve_arguments(
+    parser: argparse.ArgumentParser, default_bind: str, default_threads: int = 4
+) -> None:
     parser.add_argument("--bind", default=default_bind, help=f"HOST:PORT (default {default_bind})")
     parser.add_argument(
         "--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "2")), help="workers"
     )
     parser.add_argument(
-        "--threads", type=int, default=4, help="threads per worker (>1 keeps HTTP keep-alive)"
+        "--threads",
+        type=int,
+        default=default_threads,
+        help=f"threads per worker (>1 keeps HTTP keep-alive; default {default_threads})",
     )
     parser.add_argument("--timeout", type=int, default=60, help="worker timeout in seconds")
     parser.add_argument("--certfile", help="TLS certificate (PEM) to serve HTTPS")

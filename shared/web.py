@@ -4,6 +4,7 @@ and security headers."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 
 from flask import Flask, jsonify
@@ -58,14 +59,24 @@ def configure_cors(app: Flask, origins: list[str]) -> None:
     """CORS headers and preflight for the listed origins only (error responses included)."""
     if not origins:
         return
+    # flask-cors reads an origin string that looks like a pattern as a regular expression
+    # (`https://app.example.com` would also admit `https://appXexample.com`): compiled,
+    # escaped, whole-string patterns make every listed origin an exact match.
+    allowed = "*" if "*" in origins else [exact_origin(origin) for origin in origins]
     CORS(
         app,
-        origins="*" if "*" in origins else origins,
+        origins=allowed,
         allow_headers=["Authorization", "Content-Type", "If-None-Match", "X-Request-ID"],
         expose_headers=["ETag", "Retry-After", "X-Request-ID", "WWW-Authenticate"],
         methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
         max_age=600,
     )
+
+
+def exact_origin(origin: str) -> re.Pattern:
+    """A pattern matching exactly this origin (scheme and host case-insensitively, as browsers
+    send them lowercased anyway), and nothing longer."""
+    return re.compile(re.escape(origin.rstrip("/")) + r"\Z", re.IGNORECASE)
 
 
 def register_security_headers(app: Flask) -> None:

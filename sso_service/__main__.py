@@ -16,6 +16,9 @@ def main(argv: list[str] | None = None) -> int:
         "127.0.0.1:8001",
         check_config,
         argv=argv,
+        # Logins wait on the provider (SSO_MAX_CONCURRENT_LOGINS of them per worker at most);
+        # the threads above that stay free for introspection.
+        default_threads=32,
     )
 
 

@@ -10,15 +10,14 @@ import urllib.parse
 from pathlib import Path
 
 import redis
-import requests
 import yaml
 from marshmallow import ValidationError
 from prometheus_client import Counter
 
 from shared.config import ConfigError
-from shared.http import make_session
 from sso_service.ext_auth import Definition
 from sso_service.schemas import DefinitionSchema
+from sso_service.upstream import MAX_BODY_BYTES, Request, UpstreamClient, UpstreamFailure
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +26,16 @@ DEFINITION_LOOKUPS = Counter(
     "External Authentication definition lookups, by source (file, cache, portal) and outcome.",
     ["source", "outcome"],
 )
-MAX_PORTAL_BYTES = 256 * 1024
+MAX_PORTAL_BYTES = MAX_BODY_BYTES
+
+
+def portal_url_for(template: str, cloud_id: str) -> str:
+    """The portal URL of one Cloud ID. The id is percent-encoded whole ('/' included), and ids
+    made only of dots are refused before this point, so an id can never change the path the
+    template names (`..` would otherwise walk up a segment when the URL is normalised)."""
+    if not cloud_id.strip("."):
+        raise UnknownCloud(cloud_id)
+    return template.replace("{cloud_id}", urllib.parse.quote(cloud_id, safe=""))
 
 
 class UnknownCloud(Exception):
@@ -80,14 +88,14 @@ class DefinitionSource:
         cache_seconds: int,
         portal_timeout: float,
         clouds: dict[str, Definition] | None = None,
-        session: requests.Session | None = None,
+        upstream: UpstreamClient | None = None,
     ):
         self.redis = client
         self.portal_url = portal_url
         self.cache_seconds = cache_seconds
         self.portal_timeout = portal_timeout
         self.clouds = clouds or {}
-        self.session = session or make_session(user_agent="contact-sync-sso")
+        self.upstream = upstream or UpstreamClient()
 
     def get(self, cloud_id: str) -> Definition:
         """The definition for cloud_id; UnknownCloud, PortalError, or a redis error."""
@@ -120,36 +128,27 @@ class DefinitionSource:
         return definition
 
     def _fetch(self, cloud_id: str) -> object:
-        url = self.portal_url.replace("{cloud_id}", urllib.parse.quote(cloud_id, safe=""))
+        url = portal_url_for(self.portal_url, cloud_id)
+        # The portal URL is the operator's own setting, so the private-address guard does not
+        # apply; cookies, redirects and the whole-exchange deadline are as for ext-auth.
         try:
-            response = self.session.get(
-                url, timeout=self.portal_timeout, allow_redirects=False, stream=True
+            answer = self.upstream.exchange(
+                Request("GET", url, {"Accept": "application/json"}),
+                self.portal_timeout,
+                max_body=MAX_PORTAL_BYTES,
+                guard=False,
             )
-        except requests.Timeout:
-            raise self._failed("timeout") from None
-        except requests.RequestException:
-            raise self._failed("unreachable") from None
+        except UpstreamFailure as exc:
+            raise self._failed(exc.reason) from None
+        if answer.status == 404:
+            DEFINITION_LOOKUPS.labels("portal", "unknown").inc()
+            raise UnknownCloud(cloud_id)
+        if answer.status != 200:
+            raise self._failed(f"status_{answer.status // 100}xx")
         try:
-            if response.status_code == 404:
-                DEFINITION_LOOKUPS.labels("portal", "unknown").inc()
-                raise UnknownCloud(cloud_id)
-            if response.status_code != 200:
-                raise self._failed(f"status_{response.status_code // 100}xx")
-            chunks, size = [], 0
-            for chunk in response.iter_content(16384):
-                size += len(chunk)
-                if size > MAX_PORTAL_BYTES:
-                    raise self._failed("too_large")
-                chunks.append(chunk)
-            body = b"".join(chunks)
-            try:
-                return json.loads(body)
-            except ValueError:
-                raise self._failed("unparseable") from None
-        except requests.RequestException:
-            raise self._failed("unreachable") from None
-        finally:
-            response.close()
+            return json.loads(answer.body)
+        except (ValueError, RecursionError):  # RecursionError: nesting thousands deep
+            raise self._failed("unparseable") from None
 
     @staticmethod
     def _failed(reason: str) -> PortalError:

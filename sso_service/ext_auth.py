@@ -17,12 +17,10 @@ from typing import Any
 from xml.sax.saxutils import escape as _xml_escape
 
 import phonenumbers
-import requests
 from defusedxml import ElementTree as SafeET
 from prometheus_client import Counter, Histogram
-from requests.auth import HTTPDigestAuth
 
-from shared.http import make_session
+from sso_service.upstream import Request, UpstreamClient, UpstreamFailure
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +63,13 @@ class InvalidCredentials(ExtAuthError):
 
 
 class UpstreamError(ExtAuthError):
-    """Unreachable, timed out, 5xx/3xx, an unparseable 2xx body, or an unusable definition."""
+    """Unreachable, timed out, 5xx/3xx, an unparseable 2xx body, or an unusable definition.
+    `reached`: the call may have reached the provider (its outcome is then unknown)."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, reached: bool = False):
         super().__init__(reason)
         self.reason = reason
+        self.reached = reached
 
 
 class UnsafeValue(ExtAuthError):
@@ -276,7 +276,9 @@ def _parse_xml(body: bytes) -> tuple[list[str], Any]:
 def normalise_numbers(raw: list[str], region: str | None) -> list[str]:
     """E.164 forms of the possible numbers, in order, without duplicates; others dropped."""
     normalised: list[str] = []
-    for value in raw:
+    # Dropped entries cost a parse too: a 1 MiB answer of 170,000 short strings would take
+    # seconds of CPU, so only the first entries are looked at.
+    for value in raw[: MAX_NUMBERS * 2]:
         value = value.strip()
         if not value or len(value) > 64:
             continue
@@ -317,19 +319,17 @@ def parse_answer(content_type: str | None, body: bytes, region: str | None) -> A
 
 
 class ExtAuthClient:
-    """Calls ext-auth through one pooled session per process."""
+    """Calls ext-auth: one isolated exchange per login (see sso_service.upstream)."""
 
     def __init__(
         self,
         allow_insecure_http: bool = False,
         default_region: str | None = None,
-        session: requests.Session | None = None,
+        upstream: UpstreamClient | None = None,
     ):
         self.allow_insecure_http = allow_insecure_http
         self.default_region = default_region
-        self.session = session or make_session(user_agent="contact-sync-sso")
-        # urllib3 logs request lines (URL with query string, i.e. maybe the password) at DEBUG.
-        logging.getLogger("urllib3").setLevel(logging.WARNING)
+        self.upstream = upstream or UpstreamClient()
 
     def authenticate(self, definition: Definition, credentials: Credentials) -> AuthResult:
         """AuthResult on 2xx; InvalidCredentials on 4xx; UpstreamError otherwise."""
@@ -355,46 +355,18 @@ class ExtAuthClient:
             EXT_AUTH_LATENCY.labels(outcome).observe(time.perf_counter() - started)
 
     def _call(self, call: PreparedCall) -> AuthResult:
-        deadline = time.monotonic() + call.timeout
+        request = Request(call.method, call.url, call.headers, call.body, call.auth)
         try:
-            response = self.session.request(
-                call.method,
-                call.url,
-                headers=call.headers,
-                data=call.body,
-                auth=HTTPDigestAuth(*call.auth) if call.auth else None,
-                timeout=call.timeout,
-                allow_redirects=False,
-                stream=True,
+            answer = self.upstream.exchange(request, call.timeout, max_body=MAX_RESPONSE_BYTES)
+        except UpstreamFailure as exc:
+            raise UpstreamError(exc.reason, exc.reached) from None
+        if 400 <= answer.status < 500:
+            raise InvalidCredentials()
+        if not 200 <= answer.status < 300:
+            raise UpstreamError(f"status_{answer.status // 100}xx", reached=True)
+        try:
+            return parse_answer(
+                answer.headers.get("Content-Type"), answer.body, self.default_region
             )
-        except requests.Timeout:
-            raise UpstreamError("timeout") from None
-        except requests.ConnectionError:
-            raise UpstreamError("unreachable") from None
-        except (requests.RequestException, ValueError):
-            raise UpstreamError("bad_request") from None
-        try:
-            status = response.status_code
-            if 400 <= status < 500:
-                raise InvalidCredentials()
-            if not 200 <= status < 300:
-                raise UpstreamError(f"status_{status // 100}xx")
-            body = self._read(response, deadline)
-            return parse_answer(response.headers.get("Content-Type"), body, self.default_region)
-        finally:
-            response.close()
-
-    @staticmethod
-    def _read(response: requests.Response, deadline: float) -> bytes:
-        chunks, size = [], 0
-        try:
-            for chunk in response.iter_content(16384):
-                size += len(chunk)
-                if size > MAX_RESPONSE_BYTES:
-                    raise UpstreamError("too_large")
-                if time.monotonic() > deadline:
-                    raise UpstreamError("timeout")
-                chunks.append(chunk)
-        except requests.RequestException:
-            raise UpstreamError("unreachable") from None
-        return b"".join(chunks)
+        except UpstreamError as exc:
+            raise UpstreamError(exc.reason, reached=True) from None

@@ -4,15 +4,25 @@
 - per client address on /v1/introspect: failed client authentications in fixed one-minute
   windows; beyond the limit wrong credentials get 429 (right ones always pass, so a guesser
   behind the same address cannot lock the Contacts service out);
-- per account: failed logins (ext-auth said 4xx) in a window that starts with the first
-  failure; successful logins never count. While an account is over its limit even the right
-  password gets 429, so a guesser learns nothing from the answer.
+- per account: attempts whose outcome is failed or not yet known, in a sliding window. An
+  attempt is counted *before* ext-auth is called and the count is released when the login
+  succeeds (or never got an answer), so concurrent guesses cannot overshoot the limit and
+  successful logins never count. While an account is at its limit even the right password
+  gets 429, so a guesser learns nothing from the answer. The account is keyed under its
+  NFKC-normalised, casefolded, trimmed username: `Alice` and `ALICE` share one count.
+- client addresses are keyed as given for IPv4 and by their /64 for IPv6, the block one
+  subscriber gets: keying full IPv6 addresses would give every host 2**64 fresh budgets.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import logging
+import secrets
 import time
+import unicodedata
+from collections.abc import Iterator
 
 import redis
 
@@ -26,6 +36,38 @@ if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return {count, redis.call('TTL', KEYS[1])}
 """
 
+# Sliding window of attempts in a sorted set scored by time (ms): drop what left the window,
+# then either admit this attempt or say when the oldest one leaves.
+_RESERVE = """
+local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= limit then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return {0, tonumber(oldest[2]) + window - now}
+end
+redis.call('ZADD', KEYS[1], now, ARGV[4])
+redis.call('PEXPIRE', KEYS[1], window)
+return {1, 0}
+"""
+
+
+def account_key_name(username: str) -> str:
+    """The form of a username the failed-login limit counts under (not the identity itself)."""
+    return unicodedata.normalize("NFKC", username).casefold().strip()
+
+
+def address_key(address: str) -> str:
+    """IPv4 as given; IPv6 as its /64 (an IPv4-mapped IPv6 address as its IPv4)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
 
 def _too_many(retry_after: int, what: str = "login attempts") -> ApiError:
     retry_after = max(1, int(retry_after))
@@ -36,6 +78,15 @@ def _too_many(retry_after: int, what: str = "login attempts") -> ApiError:
         {"retry_after": [str(retry_after)]},
         headers={"Retry-After": str(retry_after)},
     )
+
+
+class Attempt:
+    """One reserved login attempt; `failed()` keeps it counted."""
+
+    counted = False
+
+    def failed(self) -> None:
+        self.counted = True
 
 
 class LoginLimiter:
@@ -53,34 +104,42 @@ class LoginLimiter:
         self.max_per_ip = max_per_ip
         self.max_failed_client_auth = max_failed_client_auth_per_ip
         self._hit = client.register_script(_HIT)
+        self._reserve = client.register_script(_RESERVE)
 
     @staticmethod
     def _account_key(cloud_id: str, username: str) -> str:
-        return f"sso:rl:fail:{cloud_id}:{username}"
+        return f"sso:rl:attempts:{cloud_id}:{account_key_name(username)}"
 
     def count_ip(self, address: str) -> None:
         """Count one login attempt from `address`; ApiError 429 beyond the per-minute limit."""
         window = int(time.time() // 60)
-        count, ttl = self._hit(keys=[f"sso:rl:ip:{address}:{window}"], args=[60])
+        count, ttl = self._hit(keys=[f"sso:rl:ip:{address_key(address)}:{window}"], args=[60])
         if int(count) > self.max_per_ip:
             raise _too_many(ttl if int(ttl) > 0 else 60)
 
-    def check_account(self, cloud_id: str, username: str) -> None:
-        """ApiError 429 while the account has used up its failed logins for the window."""
+    @contextlib.contextmanager
+    def attempt(self, cloud_id: str, username: str) -> Iterator[Attempt]:
+        """Reserve one of the account's attempts for the block (ApiError 429 when none is
+        left); the reservation is released on leaving unless `failed()` was called."""
         key = self._account_key(cloud_id, username)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.get(key)
-        pipe.ttl(key)
-        count, ttl = pipe.execute()
-        if count is not None and int(count) >= self.max_failed:
-            raise _too_many(ttl if ttl and ttl > 0 else self.failed_window)
-
-    def record_failure(self, cloud_id: str, username: str) -> None:
-        self._hit(keys=[self._account_key(cloud_id, username)], args=[self.failed_window])
+        member = secrets.token_hex(8)
+        window_ms = self.failed_window * 1000
+        admitted, wait_ms = self._reserve(
+            keys=[key], args=[int(time.time() * 1000), window_ms, self.max_failed, member]
+        )
+        if not int(admitted):
+            raise _too_many(-(-int(wait_ms) // 1000))
+        attempt = Attempt()
+        try:
+            yield attempt
+        finally:
+            if not attempt.counted:
+                with contextlib.suppress(redis.RedisError):
+                    self.redis.zrem(key, member)
 
     @staticmethod
     def _client_auth_key(address: str) -> str:
-        return f"sso:rl:client:{address}:{int(time.time() // 60)}"
+        return f"sso:rl:client:{address_key(address)}:{int(time.time() // 60)}"
 
     def check_client_auth(self, address: str) -> None:
         """ApiError 429 while `address` has used up its failed introspection client logins.

@@ -9,7 +9,8 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, val
 
 # The patterns are for the OpenAPI document; the validators apply them with fullmatch/search,
 # which (unlike `$` with re.match) do not let a trailing newline through.
-CLOUD_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+# At least one character that is not a dot: `.` and `..` are refused (they are path segments).
+CLOUD_ID_PATTERN = r"^[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*$"
 NO_CONTROL_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f]*$"
 _CLOUD_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -23,6 +24,9 @@ def _no_control_characters(value: str) -> None:
 def _cloud_id(value: str) -> None:
     if not _CLOUD_ID.fullmatch(value):
         raise ValidationError("Must be 1-64 characters of [A-Za-z0-9_.-].")
+    if not value.strip("."):
+        # `.` and `..` are path segments of their own: they would walk the portal URL's path.
+        raise ValidationError("Must not consist of dots only.")
 
 
 def _unicode_text(value: str) -> None:
@@ -57,7 +61,12 @@ class LoginSchema(Schema):
     cloud_id = fields.String(
         required=True,
         validate=_cloud_id,
-        metadata={"description": "The provider's Cloud ID.", "pattern": CLOUD_ID_PATTERN},
+        metadata={
+            "description": "The provider's Cloud ID (1-64 characters, not only dots).",
+            "pattern": CLOUD_ID_PATTERN,
+            "minLength": 1,
+            "maxLength": 64,
+        },
     )
     host = fields.String(
         load_default=None,

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import redis
 from flask import current_app
 
-from shared.http import make_session
 from sso_service.definitions import DefinitionSource, load_clouds_file
 from sso_service.ext_auth import ExtAuthClient
 from sso_service.rate_limit import LoginLimiter
 from sso_service.settings import Settings
 from sso_service.token_store import TokenStore, connect
+from sso_service.upstream import UpstreamClient
 
 
 @dataclass
@@ -23,12 +24,16 @@ class Services:
     limiter: LoginLimiter
     definitions: DefinitionSource
     ext_auth: ExtAuthClient
+    # Logins of this process waiting on a provider at once: a slow or hung provider can hold
+    # these threads, never the ones introspection needs.
+    login_slots: threading.BoundedSemaphore
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
         client = connect(settings.redis_url)
-        # One pooled session for the portal and every ext-auth host.
-        session = make_session(user_agent="contact-sync-sso", verify=settings.ca_bundle or True)
+        upstream = UpstreamClient(
+            ca_bundle=settings.ca_bundle, allow_private=settings.allow_private_upstreams
+        )
         clouds = load_clouds_file(settings.clouds_file) if settings.clouds_file else {}
         return cls(
             settings=settings,
@@ -47,9 +52,10 @@ class Services:
                 settings.portal_cache_seconds,
                 settings.portal_timeout_seconds,
                 clouds,
-                session,
+                upstream,
             ),
-            ext_auth=ExtAuthClient(settings.allow_insecure_http, settings.default_region, session),
+            ext_auth=ExtAuthClient(settings.allow_insecure_http, settings.default_region, upstream),
+            login_slots=threading.BoundedSemaphore(settings.max_concurrent_logins),
         )
 
 

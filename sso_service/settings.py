@@ -9,7 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from shared.config import ConfigError, env_bool, env_float, env_int, env_list, env_str
+from shared.config import (
+    ConfigError,
+    env_bool,
+    env_float,
+    env_int,
+    env_origins,
+    env_str,
+)
 
 MIN_SECRET_LENGTH = 32
 
@@ -41,6 +48,8 @@ class Settings:
     portal_timeout_seconds: float = 5.0
     clouds_file: str | None = None
     allow_insecure_http: bool = False
+    allow_private_upstreams: bool = False
+    max_concurrent_logins: int = 24
     max_failed_logins: int = 10
     failed_login_window_seconds: int = 900
     max_logins_per_ip: int = 300
@@ -87,6 +96,10 @@ class Settings:
             ),
             clouds_file=env_str("SSO_CLOUDS_FILE", None, environ=environ),
             allow_insecure_http=env_bool("SSO_ALLOW_INSECURE_HTTP", False, environ=environ),
+            allow_private_upstreams=env_bool("SSO_ALLOW_PRIVATE_UPSTREAMS", False, environ=environ),
+            max_concurrent_logins=env_int(
+                "SSO_MAX_CONCURRENT_LOGINS", 24, environ=environ, minimum=1
+            ),
             max_failed_logins=env_int("SSO_MAX_FAILED_LOGINS", 10, environ=environ, minimum=1),
             failed_login_window_seconds=env_int(
                 "SSO_FAILED_LOGIN_WINDOW_SECONDS", 900, environ=environ, minimum=1
@@ -99,7 +112,7 @@ class Settings:
                 "SSO_TRUSTED_PROXY_COUNT", 0, environ=environ, minimum=0, maximum=10
             ),
             default_region=region,
-            cors_origins=env_list("CORS_ORIGINS", [], environ=environ),
+            cors_origins=env_origins("CORS_ORIGINS", environ=environ),
             log_level=log_level,
             max_body_bytes=env_int("SSO_MAX_BODY_BYTES", 65_536, environ=environ, minimum=1024),
             ca_bundle=env_str("SSO_CA_BUNDLE", None, environ=environ),

@@ -40,13 +40,17 @@ class User:
 @dataclass
 class Behaviour:
     """How an endpoint misbehaves: ok, slow (sleep `delay` then answer), status (answer
-    `status` with `body`), garbage (200 with an unparseable body), close (drop the connection)."""
+    `status` with `body`), garbage (200 with an unparseable body), close (drop the connection),
+    trickle (a 200 whose body arrives one byte every `delay` seconds), trickle_close (the same
+    without Content-Length, ending with the connection), trickle_head (the status line and
+    headers arrive that way), huge (a 200 of `size` bytes)."""
 
     mode: str = "ok"
     delay: float = 0.0
     status: int = 500
     body: str = "oops"
     content_type: str = "text/plain"
+    size: int = 0
 
 
 @dataclass
@@ -73,6 +77,13 @@ class DemoProvider:
         self.auth_requests: list[RecordedRequest] = []
         self.digest_user = "sso"
         self.digest_pass = "digest-secret"
+        # Extra bytes in the Digest 401 challenge's body, and whether it sets a cookie.
+        self.digest_challenge_padding = 0
+        # Clouds whose ext-auth behaves like a session-keeping PHP/Java backend: a good login
+        # gets `Set-Cookie: SESSIONID=...`, and any later request carrying that cookie is
+        # accepted as that user whatever credentials it carries.
+        self.cookie_sessions: set[str] = set()
+        self.sessions: dict[str, tuple[str, str]] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer((host, port), _make_handler(self))
         self._server.daemon_threads = True
@@ -107,6 +118,9 @@ class DemoProvider:
             self.auth_behaviour.clear()
             self.portal_hits.clear()
             self.auth_requests.clear()
+            self.digest_challenge_padding = 0
+            self.cookie_sessions.clear()
+            self.sessions.clear()
 
     def start(self) -> DemoProvider:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -195,6 +209,32 @@ def _make_handler(provider: DemoProvider):
                 self.close_connection = True
                 self.connection.close()
                 return True
+            if behaviour.mode in ("trickle", "trickle_head", "trickle_close"):
+                body = b'{"phoneNumbers": []}' + b" " * 200
+                # trickle_close: an HTTP/1.0-style answer that ends with the connection
+                length = (
+                    "Connection: close"
+                    if behaviour.mode == "trickle_close"
+                    else (f"Content-Length: {len(body)}")
+                )
+                head = (
+                    f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{length}\r\n\r\n"
+                ).encode()
+                slow, fast = (head, body) if behaviour.mode == "trickle_head" else (body, head)
+                self.close_connection = True
+                with contextlib.suppress(OSError):
+                    if behaviour.mode != "trickle_head":
+                        self.wfile.write(fast)
+                    for byte in slow:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(behaviour.delay)
+                    if behaviour.mode == "trickle_head":
+                        self.wfile.write(fast)
+                return True
+            if behaviour.mode == "huge":
+                self._send(200, b" " * behaviour.size, "application/xml")
+                return True
             return False
 
         def _read_body(self) -> bytes:
@@ -240,10 +280,27 @@ def _make_handler(provider: DemoProvider):
             except (ValueError, ET.ParseError):
                 return self._send(400, b'{"error": "bad request"}')
             user = provider.check_credentials(cloud_id, username, password)
+            headers = {}
+            if cloud_id in provider.cookie_sessions:
+                session = provider.sessions.get(self._cookie("SESSIONID"))
+                if session is not None and session[0] == cloud_id:
+                    # The backend trusts its session over the credentials sent.
+                    user = provider.users.get(session)
+                elif user is not None:
+                    session_id = secrets.token_hex(16)
+                    provider.sessions[session_id] = (cloud_id, username)
+                    headers["Set_Cookie"] = f"SESSIONID={session_id}; Path=/; HttpOnly"
             if user is None:
                 return self._send(401, b'{"error": "invalid credentials"}')
             ctype, payload = provider.render(cloud_id, user)
-            self._send(200, payload, ctype)
+            self._send(200, payload, ctype, **headers)
+
+        def _cookie(self, name: str) -> str | None:
+            for part in self.headers.get("Cookie", "").split(";"):
+                key, _, value = part.strip().partition("=")
+                if key == name:
+                    return value
+            return None
 
         def _digest_ok(self) -> bool:
             realm, nonce = "demo-provider", "n" + secrets.token_hex(8)
@@ -269,7 +326,13 @@ def _make_handler(provider: DemoProvider):
                 ):
                     return True
             challenge = f'Digest realm="{realm}", nonce="{nonce}", qop="auth", algorithm=MD5'
-            self._send(401, b'{"error": "digest required"}', WWW_Authenticate=challenge)
+            body = b'{"error": "digest required"}' + b" " * provider.digest_challenge_padding
+            self._send(
+                401,
+                body,
+                WWW_Authenticate=challenge,
+                Set_Cookie=f"DIGESTSESSION={nonce}; Path=/",
+            )
             return False
 
         do_GET = do_POST = do_PUT = _handle

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 
 from flask import Blueprint, jsonify, request
 
 from shared.errors import ApiError
 from sso_service.body import load_body
 from sso_service.definitions import PortalError, UnknownCloud
-from sso_service.ext_auth import Credentials, InvalidCredentials, UnsafeValue, UpstreamError
+from sso_service.ext_auth import (
+    AuthResult,
+    Credentials,
+    Definition,
+    InvalidCredentials,
+    UnsafeValue,
+    UpstreamError,
+)
+from sso_service.rate_limit import Attempt
 from sso_service.schemas import LoginSchema
-from sso_service.services import services
+from sso_service.services import Services, services
 
 blueprint = Blueprint("tokens", __name__)
 
@@ -28,33 +38,12 @@ def create_token():
         host=body.get("host") or "",
     )
     sso.limiter.count_ip(request.remote_addr or "unknown")
-    sso.limiter.check_account(credentials.cloud_id, credentials.username)
-    try:
-        definition = sso.definitions.get(credentials.cloud_id)
-    except UnknownCloud:
-        raise ApiError(
-            404, "unknown_cloud", "No authentication is set up for this Cloud ID."
-        ) from None
-    except PortalError:
-        raise ApiError(
-            502, "upstream_error", "The provider portal could not be reached or answered badly."
-        ) from None
-    try:
-        result = sso.ext_auth.authenticate(definition, credentials)
-    except InvalidCredentials:
-        sso.limiter.record_failure(credentials.cloud_id, credentials.username)
-        raise ApiError(401, "invalid_credentials", "The username or password is wrong.") from None
-    except UnsafeValue as exc:
-        raise ApiError(
-            400,
-            "invalid_request",
-            "A credential contains characters the provider's service cannot receive.",
-            {exc.field: ["Must not contain CR or LF."]},
-        ) from None
-    except UpstreamError:
-        raise ApiError(
-            502, "upstream_error", "The provider's authentication service failed."
-        ) from None
+    with (
+        sso.limiter.attempt(credentials.cloud_id, credentials.username) as attempt,
+        _login_slot(sso),
+    ):
+        definition = _definition(sso, credentials.cloud_id)
+        result = _authenticate(sso, definition, credentials, attempt)
     token, record = sso.tokens.issue(
         credentials.cloud_id, credentials.username, result.phone_numbers, result.sip_uri
     )
@@ -69,3 +58,59 @@ def create_token():
             "sip_uri": record.sip_uri,
         },
     )
+
+
+def _definition(sso: Services, cloud_id: str) -> Definition:
+    try:
+        return sso.definitions.get(cloud_id)
+    except UnknownCloud:
+        raise ApiError(
+            404, "unknown_cloud", "No authentication is set up for this Cloud ID."
+        ) from None
+    except PortalError:
+        raise ApiError(
+            502, "upstream_error", "The provider portal could not be reached or answered badly."
+        ) from None
+
+
+@contextlib.contextmanager
+def _login_slot(sso: Services) -> Iterator[None]:
+    """One of this worker's slots for logins waiting on the provider (portal and ext-auth), or
+    503 at once: slow providers never hold the threads introspection needs."""
+    if not sso.login_slots.acquire(blocking=False):
+        raise ApiError(
+            503,
+            "unavailable",
+            "Too many logins are waiting for the provider; retry shortly.",
+            headers={"Retry-After": "1"},
+        )
+    try:
+        yield
+    finally:
+        sso.login_slots.release()
+
+
+def _authenticate(
+    sso: Services, definition: Definition, credentials: Credentials, attempt: Attempt
+) -> AuthResult:
+    """Ask ext-auth. The attempt stays counted unless the login succeeded or nothing reached
+    the provider: an answer that never came (a timeout, a 5xx) may hide a failed login, and a
+    provider that slows wrong passwords down must not turn guesses into free 502s."""
+    try:
+        return sso.ext_auth.authenticate(definition, credentials)
+    except InvalidCredentials:
+        attempt.failed()
+        raise ApiError(401, "invalid_credentials", "The username or password is wrong.") from None
+    except UnsafeValue as exc:
+        raise ApiError(
+            400,
+            "invalid_request",
+            "A credential contains characters the provider's service cannot receive.",
+            {exc.field: ["Must not contain CR or LF."]},
+        ) from None
+    except UpstreamError as exc:
+        if exc.reached:
+            attempt.failed()
+        raise ApiError(
+            502, "upstream_error", "The provider's authentication service failed."
+        ) from None

@@ -360,6 +360,98 @@ def test_k8s_contacts_reaches_sso_through_its_service():
     assert config["CONTACTS_SSO_URL"] == "http://sso-server:8001"
 
 
+# What the Ingress publishes to the internet: the public API only. Introspection is
+# service-to-service, /metrics, /healthz and /readyz are for the cluster, /openapi.json is not
+# needed by clients, and admin routes are for operators inside the cluster.
+PUBLIC_PATHS = {
+    "sso-server": ["/v1/tokens", "/v1/revoke"],
+    "contacts-server": [
+        "/v1/devices",
+        "/v1/devices/phone",
+        "/v1/devices/phone/contacts",
+        "/v1/devices/phone/checksums",
+        "/v1/devices/phone/smart-contacts",
+        "/v1/devices/phone/events",
+    ],
+}
+PRIVATE_PATHS = [
+    "/",
+    "/metrics",
+    "/healthz",
+    "/readyz",
+    "/openapi.json",
+    "/static/x",
+    "/v1",
+    "/v1/",
+    "/v1/introspect",
+    "/v1/tokens/x",
+    "/v1/tokensx",
+    "/v1/devicesx",
+    "/v1/admin",
+    "/v1/admin/accounts/revoke",
+    "/v1/admin/accounts/export",
+    "/v1/admin/accounts/erase",
+    "/v1/admin/clouds/C1/stats",
+]
+
+
+def ingress_backend(path: str) -> set[str]:
+    """The backend Services an Ingress routes `path` to, on any host, by the Kubernetes
+    matching rules (Exact: the whole path; Prefix: whole `/`-separated elements)."""
+    backends = set()
+    for ingress in k8s_objects("Ingress").values():
+        for rule in ingress["spec"]["rules"]:
+            for entry in rule["http"]["paths"]:
+                route, kind = entry["path"], entry["pathType"]
+                elements = route.rstrip("/").split("/")
+                if (kind == "Exact" and path == route) or (
+                    kind == "Prefix" and path.rstrip("/").split("/")[: len(elements)] == elements
+                ):
+                    backends.add(entry["backend"]["service"]["name"])
+    return backends
+
+
+def test_ingress_publishes_only_the_public_api():
+    ingresses = k8s_objects("Ingress")
+    assert ingresses, "no Ingress"
+    for ingress in ingresses.values():
+        spec = ingress["spec"]
+        assert "defaultBackend" not in spec
+        # Matching must mean what ingress_backend() says: no regex or rewriting extensions.
+        annotations = ingress["metadata"].get("annotations", {})
+        assert not any(
+            "regex" in key or "rewrite" in key or "snippet" in key for key in annotations
+        )
+        for rule in spec["rules"]:
+            assert rule.get("host"), "a rule without a host catches every host"
+            for entry in rule["http"]["paths"]:
+                assert entry["pathType"] in ("Exact", "Prefix"), entry
+                assert entry["path"] != "/", entry
+    for service, paths in PUBLIC_PATHS.items():
+        for path in paths:
+            assert ingress_backend(path) == {service}, path
+    for path in PRIVATE_PATHS:
+        assert ingress_backend(path) == set(), f"{path} is published"
+
+
+def test_ingress_publishes_every_contacts_api_route_and_nothing_else():
+    """Against the Contacts app's own routes, so a new route is a decision made here."""
+    from contacts_service.app import create_app
+
+    app = create_app(
+        {
+            "CONTACTS_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+            "CONTACTS_SSO_URL": "http://127.0.0.1:1",
+            "CONTACTS_SSO_CLIENT_ID": "id",
+            "CONTACTS_SSO_CLIENT_SECRET": "secret",
+        }
+    )
+    for rule in app.url_map.iter_rules():
+        path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"sample", rule.rule)
+        public = path.startswith("/v1/") and not path.startswith("/v1/admin")
+        assert ingress_backend(path) == ({"contacts-server"} if public else set()), path
+
+
 def test_kustomization_lists_every_manifest_but_the_secret_example():
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
     manifests = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}

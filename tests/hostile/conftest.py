@@ -1,6 +1,8 @@
 """Real processes for the hostile-input suite: the session SSO service and stand-in provider,
 a Contacts service with default limits and one with small limits (small body limit, a
-5-a-day Smart Contacts allowance), both on the session database."""
+5-a-day Smart Contacts allowance), both on the session database; and the Contacts app
+in-process (for its process-local state), against the real SSO or against a stand-in
+introspection endpoint that answers whatever a test sets."""
 
 from __future__ import annotations
 
@@ -9,7 +11,10 @@ from dataclasses import dataclass
 
 import pytest
 
+from contacts_service.app import create_app
+from contacts_service.extensions import db
 from tests.support.clients import ContactsClient, contacts_env
+from tests.support.introspection_stand_in import IntrospectionStandIn
 from tests.support.servers import ServiceProcess
 from tests.support.stack import login
 
@@ -35,6 +40,34 @@ def small_contacts(postgres_database, sso_server, hostile_contacts):
     server = ServiceProcess("contacts_service", env, workers=1).start()
     yield server
     server.stop()
+
+
+def _in_process(database_url: str, sso_url: str):
+    app = create_app(contacts_env(database_url, sso_url))
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def contacts_app(postgres_database, sso_server, hostile_contacts):
+    """The Contacts app in-process against the session SSO (hostile_contacts migrated the
+    database)."""
+    yield from _in_process(postgres_database.url, sso_server.url)
+
+
+@pytest.fixture(scope="session")
+def introspection_stand_in():
+    stand_in = IntrospectionStandIn().start()
+    yield stand_in
+    stand_in.stop()
+
+
+@pytest.fixture(scope="session")
+def stand_in_app(postgres_database, hostile_contacts, introspection_stand_in):
+    """The Contacts app in-process, introspecting at the stand-in: the test sets the identity
+    every token resolves to with `introspection_stand_in.active(...)`."""
+    yield from _in_process(postgres_database.url, introspection_stand_in.url)
 
 
 @dataclass

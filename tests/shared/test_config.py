@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.config import ConfigError, env_bool, env_float, env_int, env_list, env_str
+from shared.config import ConfigError, env_bool, env_float, env_int, env_list, env_origins, env_str
 
 
 def test_env_str():
@@ -81,3 +81,25 @@ def test_env_list():
     assert env_list("L", environ={"L": "a, b,,c "}) == ["a", "b", "c"]
     assert env_list("L", ["x"], environ={}) == ["x"]
     assert env_list("L", environ={}) == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("", []),
+        ("*", ["*"]),
+        ("https://app.example.com, http://localhost:8080", ["https://app.example.com", "http://localhost:8080"]),
+        ("http://[::1]:8080", ["http://[::1]:8080"]),
+    ],
+)  # fmt: skip
+def test_origins(raw, expected):
+    assert env_origins("CORS_ORIGINS", {"CORS_ORIGINS": raw}) == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["app.example.com", "https://app.example.com/path", "https://(a|b).example.com x", "ftp://x"],
+)
+def test_entries_that_are_not_origins_are_refused(raw):
+    with pytest.raises(ConfigError, match="CORS_ORIGINS"):
+        env_origins("CORS_ORIGINS", {"CORS_ORIGINS": raw})

@@ -6,6 +6,7 @@ import requests
 import responses
 
 from shared.http import make_session
+from tests.support.scripted_http import ScriptedServer, reply
 
 
 def test_session_is_pooled_without_retries_or_environment_proxies():
@@ -37,3 +38,16 @@ def test_environment_proxies_are_ignored(monkeypatch):
     settings = session.merge_environment_settings("https://example.test/", {}, None, None, None)
     assert not settings["proxies"]
     assert isinstance(session, requests.Session)
+
+
+def test_cookies_are_neither_kept_nor_sent():
+    server = ScriptedServer()
+    try:
+        server.script = lambda h: reply(h, 200, b"{}", Set_Cookie="SESSIONID=abc; Path=/")
+        session = make_session()
+        for _ in range(2):
+            assert session.get(server.url("/x"), timeout=5).status_code == 200
+        assert len(session.cookies) == 0
+        assert all("Cookie" not in seen.headers for seen in server.requests)
+    finally:
+        server.close()

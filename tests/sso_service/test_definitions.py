@@ -157,6 +157,9 @@ def test_without_portal_only_file_clouds_exist(source_for, new_cloud):
         Behaviour(mode="garbage"),
         Behaviour(mode="close"),
         Behaviour(mode="slow", delay=1.5),
+        Behaviour(mode="status", status=200, body="[" * 200_000),  # RecursionError in json
+        Behaviour(mode="trickle_close", delay=0.2),
+        Behaviour(mode="huge", size=2 << 20),
     ],
 )
 def test_portal_failures_are_portal_errors(source_for, fresh_provider, new_cloud, behaviour):

@@ -18,6 +18,8 @@ def sso_env(redis_url: str, provider, **overrides) -> dict[str, str]:
         "SSO_TOKEN_SECRET": TEST_TOKEN_SECRET,
         "SSO_PORTAL_URL": provider.portal_url,
         "SSO_ALLOW_INSECURE_HTTP": "1",
+        # The stand-in provider listens on loopback.
+        "SSO_ALLOW_PRIVATE_UPSTREAMS": "1",
         "SSO_INTROSPECTION_CLIENTS": f"{client_id}:{client_secret}",
         # Generous limits: tests log in many times from one address.
         "SSO_MAX_LOGINS_PER_IP": "100000",
