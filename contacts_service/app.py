@@ -12,12 +12,10 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
 from contacts_service import pg_deadline
-from contacts_service.extensions import ServiceState, db, migrate, service_state
+from contacts_service.extensions import db, migrate
 from contacts_service.openapi import build_spec
-from contacts_service.schemas import build_write_schemas
-from contacts_service.service import Limits
 from contacts_service.settings import Settings
-from contacts_service.sso_client import SsoClient
+from contacts_service.state import app_state, init_app_state
 from contacts_service.views import register_blueprints
 from shared.errors import error_response, register_error_handlers
 from shared.logging import configure_logging
@@ -44,7 +42,7 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
     register_error_handlers(app)
     register_database_errors(app)
     init_database(app, settings)
-    init_service_state(app, settings)
+    init_app_state(app, settings)
     register_blueprints(app)
     register_health(app, {"postgresql": check_database, "sso": check_sso})
     register_metrics(app, "contacts")
@@ -85,31 +83,6 @@ def init_database(app: Flask, settings: Settings) -> None:
     pg_deadline.install(settings.db_statement_timeout_seconds, 5)
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR)
-
-
-def init_service_state(app: Flask, settings: Settings) -> None:
-    patch_schema, put_schema = build_write_schemas(
-        settings.max_entries_per_contact, settings.max_contact_bytes
-    )
-    app.extensions["contacts_service"] = ServiceState(
-        settings=settings,
-        sso=SsoClient(
-            settings.sso_url,
-            settings.sso_client_id,
-            settings.sso_client_secret,
-            timeout=settings.sso_timeout_seconds,
-            ca_bundle=settings.sso_ca_bundle,
-            cache_seconds=settings.introspection_cache_seconds,
-        ),
-        limits=Limits(
-            max_contacts_per_device=settings.max_contacts_per_device,
-            change_log_days=settings.change_log_days,
-            smart_new_numbers_per_day=settings.smart_new_numbers_per_day,
-            default_region=settings.default_region,
-        ),
-        patch_schema=patch_schema,
-        put_schema=put_schema,
-    )
 
 
 def register_database_errors(app: Flask) -> None:
@@ -156,7 +129,7 @@ def apply_migrations(app: Flask) -> None:
     """Bring the database schema up to date (concurrent runs wait on an advisory lock)."""
     import flask_migrate
 
-    settings = app.extensions["contacts_service"].settings
+    settings = app_state(app).settings
     # A schema change on a big table may legitimately run for minutes.
     pg_deadline.install(MIGRATION_DEADLINE_SECONDS, 5)
     try:
@@ -172,4 +145,4 @@ def check_database() -> None:
 
 
 def check_sso() -> None:
-    service_state().sso.healthy()
+    app_state().sso.healthy()

@@ -11,10 +11,10 @@ import logging
 from flask import g, request
 
 from contacts_service import repository
-from contacts_service.extensions import service_state
+from contacts_service.address_book import Caller
 from contacts_service.phone import region_of_numbers, to_e164
-from contacts_service.service import Caller
 from contacts_service.sso_client import SsoUnavailable
+from contacts_service.state import app_state
 from shared.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def authenticate() -> None:
         raise _invalid_token("An `Authorization: Bearer <token>` header is required.")
     if len(token) > _MAX_TOKEN_LENGTH:
         raise _invalid_token("The access token is not valid.", "invalid_token")
-    state = service_state()
+    state = app_state()
     try:
         identity = state.sso.introspect(token)
     except SsoUnavailable as exc:

@@ -1,5 +1,7 @@
-"""Persistence: every SQL statement the service runs, in bulk (a batch of N contacts is a
-constant number of statements, never one per contact).
+"""Persistence: every SQL statement the API's requests run — accounts, devices, contacts,
+checksums, the change log and Smart Contacts — in bulk (a batch of N contacts is a constant
+number of statements, never one per contact). The readiness probe's `SELECT 1` (app.py) and
+the migrations are the only SQL elsewhere.
 
 Functions run on the request's session; the one commit per request happens in app.py.
 """
@@ -346,7 +348,11 @@ def newest_expired_deletion(device_pk: int, keep_days: int) -> int | None:
     ).scalar()
 
 
-def checksums(device_pk: int) -> list[tuple[str, str]]:
+# --- checksums and reads ----------------------------------------------------------------------
+
+
+def contact_checksums(device_pk: int) -> list[tuple[str, str]]:
+    """(contactId, checksum) of every contact of the device, by contactId."""
     rows = _execute(
         "SELECT contact_id, checksum FROM contacts WHERE device_pk = :pk ORDER BY contact_id",
         pk=device_pk,
@@ -410,3 +416,93 @@ def deleted_since(device_pk: int, since: int) -> list[str]:
         since=since,
     )
     return [row[0] for row in rows]
+
+
+# --- Smart Contacts (the policy is in address_book.py) -----------------------------------------
+
+_GRANT_LOCK_NAMESPACE = 0x5C0
+
+
+def record_seen_numbers(account_id: int, numbers: set[str]) -> None:
+    """Remember numbers seen in the account's books; numbers it already had stay as they were."""
+    if numbers:
+        _execute(
+            """
+            INSERT INTO smart_seen_numbers (account_id, e164)
+            SELECT :a, unnest(CAST(:nums AS text[]))
+            ON CONFLICT (account_id, e164) DO NOTHING
+            """,
+            a=account_id,
+            nums=pg_array(sorted(numbers)),
+        )
+
+
+def has_pending_numbers(account_id: int) -> bool:
+    """Whether any number seen in the account's books still waits to be granted."""
+    return _execute(
+        "SELECT EXISTS (SELECT 1 FROM smart_seen_numbers "
+        "WHERE account_id = :a AND granted_at IS NULL)",
+        a=account_id,
+    ).scalar()
+
+
+def granted_in_last_day(account_id: int) -> int:
+    """How many of the account's numbers were granted in the last 24 hours."""
+    return _execute(
+        "SELECT count(*) FROM smart_seen_numbers "
+        "WHERE account_id = :a AND granted_at > now() - interval '24 hours'",
+        a=account_id,
+    ).scalar()
+
+
+def lock_account_grants(account_id: int) -> None:
+    """Serialise granting for one account until commit (a transaction-scoped advisory lock)."""
+    _execute(
+        "SELECT pg_advisory_xact_lock(:ns, CAST(:a AS integer))",
+        ns=_GRANT_LOCK_NAMESPACE,
+        a=account_id % 2_147_483_647,
+    )
+
+
+def grant_oldest_pending(account_id: int, budget: int) -> None:
+    """Grant up to `budget` waiting numbers, oldest first."""
+    _execute(
+        """
+        WITH chosen AS (
+            SELECT e164 FROM smart_seen_numbers
+            WHERE account_id = :a AND granted_at IS NULL
+            ORDER BY first_seen_at, e164
+            LIMIT :budget
+        )
+        UPDATE smart_seen_numbers AS s SET granted_at = now()
+        FROM chosen WHERE s.account_id = :a AND s.e164 = chosen.e164
+        """,
+        a=account_id,
+        budget=budget,
+    )
+
+
+def smart_matches(
+    device_pk: int, account_id: int, cloud_id: str, own_numbers: list[str]
+) -> list[tuple[str, str | None, str, str, str | None]]:
+    """(contactId, entryId, e164, username, sip_uri) of each tel entry of the device whose
+    granted number is a verified number of another account of the cloud (never the caller's
+    own numbers), in contactId and entry order."""
+    rows = _execute(
+        """
+        SELECT cn.contact_id, cn.entry_id, cn.e164, a.username, a.sip_uri
+        FROM contact_numbers AS cn
+        JOIN smart_seen_numbers AS s
+          ON s.account_id = :me AND s.e164 = cn.e164 AND s.granted_at IS NOT NULL
+        JOIN account_numbers AS an
+          ON an.cloud_id = :cloud AND an.e164 = cn.e164 AND an.account_id <> :me
+        JOIN accounts AS a ON a.id = an.account_id
+        WHERE cn.device_pk = :pk AND NOT (cn.e164 = ANY(CAST(:own AS text[])))
+        ORDER BY cn.contact_id, cn.position
+        """,
+        pk=device_pk,
+        me=account_id,
+        cloud=cloud_id,
+        own=pg_array(own_numbers),
+    )
+    return [tuple(row) for row in rows]

@@ -9,11 +9,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import phonenumbers
-
-from shared.config import ConfigError, env_float, env_int, env_origins, env_str
-
-_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+from shared.config import (
+    ConfigError,
+    env_float,
+    env_int,
+    env_log_level,
+    env_origins,
+    env_region,
+    env_str,
+)
 
 
 @dataclass(frozen=True)
@@ -48,16 +52,8 @@ class Settings:
         sso_url = env_str("CONTACTS_SSO_URL", environ=environ).rstrip("/")
         if not sso_url.startswith(("http://", "https://")):
             raise ConfigError("CONTACTS_SSO_URL must be an http:// or https:// URL")
-        region = env_str("CONTACTS_DEFAULT_REGION", None, environ=environ)
-        if region is not None:
-            region = region.upper()
-            if region not in phonenumbers.SUPPORTED_REGIONS:
-                raise ConfigError(
-                    "CONTACTS_DEFAULT_REGION must be a two-letter region code like US or GB"
-                )
-        log_level = env_str("LOG_LEVEL", "INFO", environ=environ).upper()
-        if log_level not in _LOG_LEVELS:
-            raise ConfigError("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        region = env_region("CONTACTS_DEFAULT_REGION", environ)
+        log_level = env_log_level(environ)
         return cls(
             database_url=database_url,
             sso_url=sso_url,

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""`make run`: the demo provider, the SSO service and (once it exists) the Contacts service,
-in the foreground. Ctrl-C or SIGTERM stops them all.
+"""`make run`: the demo provider, the SSO service and the Contacts service, in the foreground.
+Ctrl-C or SIGTERM stops them all.
 
 Secrets not given in the environment are generated for this run only. Settings already in the
 environment (SSO_*, CONTACTS_*) are passed through, so `make run` can point at other servers.
@@ -20,13 +20,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
-
-
-def contacts_available() -> bool:
-    """True once contacts_service exposes its create_app factory (checked in a child process,
-    so importing it has no effect on this one)."""
-    probe = "import contacts_service, sys; sys.exit(not callable(contacts_service.create_app))"
-    return subprocess.run([PYTHON, "-c", probe], cwd=ROOT, capture_output=True).returncode == 0
 
 
 def wait_http(url: str, child: subprocess.Popen, what: str, timeout: float = 60.0) -> None:
@@ -116,20 +109,11 @@ def main() -> int:
             [PYTHON, "-m", "sso_service", "serve", "--bind", f"{host}:{args.sso_port}"],
         )
         wait_http(sso_url + "/healthz", sso, "SSO service")
-        with_contacts = contacts_available()
-        if with_contacts:
-            contacts = start(
-                "contacts",
-                [
-                    PYTHON,
-                    "-m",
-                    "contacts_service",
-                    "serve",
-                    "--bind",
-                    f"{host}:{args.contacts_port}",
-                ],
-            )
-            wait_http(contacts_url + "/healthz", contacts, "Contacts service", timeout=120)
+        contacts = start(
+            "contacts",
+            [PYTHON, "-m", "contacts_service", "serve", "--bind", f"{host}:{args.contacts_port}"],
+        )
+        wait_http(contacts_url + "/healthz", contacts, "Contacts service", timeout=120)
 
         login = (
             f"curl -s -X POST {sso_url}/v1/tokens -H 'Content-Type: application/json' "
@@ -138,19 +122,17 @@ def main() -> int:
         print("\nContact Sync is running (Ctrl-C stops everything):", flush=True)
         print(f"  demo provider  {provider_url}/portal/DEMO  (users alice, bob, carol)")
         print(f"  SSO service    {sso_url}   ({sso_url}/openapi.json)")
-        if with_contacts:
-            print(f"  Contacts       {contacts_url}   ({contacts_url}/openapi.json)")
+        print(f"  Contacts       {contacts_url}   ({contacts_url}/openapi.json)")
         print("\nLog in as a demo user:\n")
         print(f"  {login}\n")
-        if with_contacts:
-            print("Then use the token with the Contacts service:\n")
-            print(
-                f"  TOKEN=$({login} | {PYTHON} -c "
-                """'import json,sys; print(json.load(sys.stdin)["token"])')"""
-            )
-            bearer = '-H "Authorization: Bearer $TOKEN"'
-            print(f"  curl -s -X PUT {contacts_url}/v1/devices/phone-1 {bearer}")
-            print(f"  curl -s {contacts_url}/v1/devices {bearer}")
+        print("Then use the token with the Contacts service:\n")
+        print(
+            f"  TOKEN=$({login} | {PYTHON} -c "
+            """'import json,sys; print(json.load(sys.stdin)["token"])')"""
+        )
+        bearer = '-H "Authorization: Bearer $TOKEN"'
+        print(f"  curl -s -X PUT {contacts_url}/v1/devices/phone-1 {bearer}")
+        print(f"  curl -s {contacts_url}/v1/devices {bearer}")
         print(flush=True)
 
         while True:

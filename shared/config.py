@@ -111,3 +111,27 @@ def env_origins(name: str, environ: Mapping[str, str] | None = None) -> list[str
                 f"{name} entries must be origins like https://app.example.com or *, not {origin!r}"
             )
     return origins
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def env_log_level(environ: Mapping[str, str] | None = None) -> str:
+    """LOG_LEVEL, upper-cased: one of DEBUG, INFO (the default), WARNING, ERROR, CRITICAL."""
+    level = env_str("LOG_LEVEL", "INFO", environ=environ).upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    return level
+
+
+def env_region(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """A two-letter region code phonenumbers knows (US, GB, ...), upper-cased; None if unset."""
+    import phonenumbers  # only where a region is read: the CLI imports this module too
+
+    region = env_str(name, None, environ=environ)
+    if region is None:
+        return None
+    region = region.upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigError(f"{name} must be a two-letter region code like US or GB")
+    return region

@@ -42,20 +42,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False)
 
 
-def configure_logging(app: Flask, service: str, level: str = "INFO", json_lines: bool = True):
-    """Attach request ids and an access log to the app; configure the root handler once."""
+def configure_logging(app: Flask, service: str, level: str = "INFO") -> None:
+    """Attach request ids and an access log to the app; configure the root handler (JSON lines
+    on stderr) once."""
     root = logging.getLogger()
     if not any(getattr(h, "_contactsync", False) for h in root.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler._contactsync = True  # type: ignore[attr-defined]
         handler.addFilter(_RequestIdFilter())
-        handler.setFormatter(
-            JsonFormatter()
-            if json_lines
-            else logging.Formatter(
-                "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
-            )
-        )
+        handler.setFormatter(JsonFormatter())
         root.addHandler(handler)
     root.setLevel(level.upper())
     access = logging.getLogger(f"{service}.access")

@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
 
 
 def add_serve_arguments(
@@ -69,7 +68,7 @@ def use_json_error_pages() -> None:
     gunicorn.util.write_error = write_json_error
 
 
-def run_gunicorn(factory: str, args: argparse.Namespace, on_starting: Callable | None = None):
+def run_gunicorn(factory: str, args: argparse.Namespace) -> None:
     """Run `module:factory` under gunicorn with the parsed serve arguments; blocks."""
     if bool(args.certfile) != bool(args.keyfile):
         raise SystemExit("--certfile and --keyfile go together")
@@ -108,8 +107,6 @@ def run_gunicorn(factory: str, args: argparse.Namespace, on_starting: Callable |
         # services on one host, and unwritable under read-only roots and systemd DynamicUser.
         "control_socket_disable": True,
     }
-    if on_starting:
-        options["on_starting"] = on_starting
 
     class _App(BaseApplication):
         def load_config(self):

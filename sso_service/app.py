@@ -13,8 +13,8 @@ from shared.metrics import register_metrics
 from shared.web import configure_cors, register_health, register_openapi, register_security_headers
 from sso_service.errors import register_redis_error_handlers
 from sso_service.openapi import build_spec
-from sso_service.services import Services
 from sso_service.settings import Settings
+from sso_service.state import init_app_state
 from sso_service.views import register_blueprints
 
 SERVICE = "sso_service"
@@ -31,8 +31,8 @@ def create_app(config: Mapping[str, str] | Settings | None = None) -> Flask:
     register_metrics(app, SERVICE)
     configure_cors(app, settings.cors_origins)
     register_security_headers(app)
-    sso = register_services(app, settings)
-    register_health(app, {"redis": sso.redis.ping})
+    state = init_app_state(app, settings)
+    register_health(app, {"redis": state.redis.ping})
     register_openapi(app, build_spec)
     register_blueprints(app)
     return app
@@ -45,9 +45,3 @@ def configure_request_handling(app: Flask, settings: Settings) -> None:
     if settings.trusted_proxy_count > 0:
         count = settings.trusted_proxy_count
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count)
-
-
-def register_services(app: Flask, settings: Settings) -> Services:
-    """Redis, the token store, limiter, definition source and ext-auth client, per app."""
-    app.extensions["sso"] = services = Services.build(settings)
-    return services

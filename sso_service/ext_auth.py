@@ -54,15 +54,11 @@ _ALIASES = {
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 
 
-class ExtAuthError(Exception):
-    """Base of the outcomes other than success."""
-
-
-class InvalidCredentials(ExtAuthError):
+class InvalidCredentials(Exception):
     """Ext-auth answered 4xx."""
 
 
-class UpstreamError(ExtAuthError):
+class UpstreamError(Exception):
     """Unreachable, timed out, 5xx/3xx, an unparseable 2xx body, or an unusable definition.
     `reached`: the call may have reached the provider (its outcome is then unknown)."""
 
@@ -72,7 +68,7 @@ class UpstreamError(ExtAuthError):
         self.reached = reached
 
 
-class UnsafeValue(ExtAuthError):
+class UnsafeValue(Exception):
     """A credential would break the request (CR/LF in a header); the login is a 400."""
 
     def __init__(self, field_name: str):

@@ -7,6 +7,8 @@ import re
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
+from sso_service.ext_auth import Definition
+
 # The patterns are for the OpenAPI document; the validators apply them with fullmatch/search,
 # which (unlike `$` with re.match) do not let a trailing newline through.
 # At least one character that is not a dot: `.` and `..` are refused (they are path segments).
@@ -143,6 +145,4 @@ class DefinitionSchema(Schema):
 
     @post_load
     def _to_definition(self, data, **kwargs):
-        from sso_service.ext_auth import Definition
-
         return Definition.from_fields(data)

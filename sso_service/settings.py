@@ -14,7 +14,9 @@ from shared.config import (
     env_bool,
     env_float,
     env_int,
+    env_log_level,
     env_origins,
+    env_region,
     env_str,
 )
 
@@ -70,14 +72,8 @@ class Settings:
         portal_url = env_str("SSO_PORTAL_URL", None, environ=environ)
         if portal_url is not None and "{cloud_id}" not in portal_url:
             raise ConfigError("SSO_PORTAL_URL must contain {cloud_id}")
-        region = env_str("SSO_DEFAULT_REGION", None, environ=environ)
-        if region is not None:
-            region = region.upper()
-            if len(region) != 2 or not region.isalpha():
-                raise ConfigError("SSO_DEFAULT_REGION must be a two-letter region code like US")
-        log_level = env_str("LOG_LEVEL", "INFO", environ=environ).upper()
-        if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-            raise ConfigError("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        region = env_region("SSO_DEFAULT_REGION", environ)
+        log_level = env_log_level(environ)
         return cls(
             redis_url=env_str("SSO_REDIS_URL", "redis://127.0.0.1:6379/0", environ=environ),
             token_secret=secret,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from contacts_service import repository
+from contacts_service.address_book import device_or_404, not_found, valid_device_id
 from contacts_service.auth import caller
 from contacts_service.repository import DeviceRow
 from contacts_service.schemas import DeviceBodySchema, DeviceIdSchema, load_or_422
-from contacts_service.service import device_or_404, not_found, valid_device_id
 from shared.errors import json_object
 
 bp = Blueprint("devices", __name__, url_prefix="/devices")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from contacts_service import service
+from contacts_service import address_book
 from contacts_service.auth import caller
-from contacts_service.extensions import service_state
+from contacts_service.state import app_state
 
 bp = Blueprint("smart", __name__, url_prefix="/devices/<device_id>")
 
@@ -15,5 +15,5 @@ bp = Blueprint("smart", __name__, url_prefix="/devices/<device_id>")
 def get_smart_contacts(device_id: str):
     """Which contacts' numbers belong to other accounts of the caller's Cloud ID."""
     who = caller()
-    device = service.device_or_404(who, device_id)
-    return jsonify(smart=service.smart_contacts(who, device, service_state().limits))
+    device = address_book.device_or_404(who, device_id)
+    return jsonify(smart=address_book.smart_contacts(who, device, app_state().settings))

@@ -9,7 +9,7 @@ from flask import Blueprint, jsonify, request
 from shared.errors import ApiError
 from sso_service.body import load_body
 from sso_service.schemas import TokenFieldSchema
-from sso_service.services import Services, services
+from sso_service.state import AppState, app_state
 
 blueprint = Blueprint("introspection", __name__)
 
@@ -17,7 +17,7 @@ blueprint = Blueprint("introspection", __name__)
 _DUMMY_SECRET = b"\x00" * 32
 
 
-def _authenticate_client(sso: Services) -> None:
+def _authenticate_client(sso: AppState) -> None:
     clients = sso.settings.introspection_clients
     auth = request.authorization
     given_id = auth.username if auth and auth.type == "basic" else None
@@ -45,7 +45,7 @@ def _authenticate_client(sso: Services) -> None:
 @blueprint.post("/v1/introspect")
 def introspect_token():
     """Tell a trusted client whether a token is active and whose it is."""
-    sso = services()
+    sso = app_state()
     _authenticate_client(sso)
     body = load_body(TokenFieldSchema())
     record = sso.tokens.lookup(body["token"])

@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify
 
 from sso_service.body import load_body
 from sso_service.schemas import TokenFieldSchema
-from sso_service.services import services
+from sso_service.state import app_state
 
 blueprint = Blueprint("revocation", __name__)
 
@@ -15,5 +15,5 @@ blueprint = Blueprint("revocation", __name__)
 def revoke_token():
     """Make a token inactive everywhere; answers 200 for unknown tokens too."""
     body = load_body(TokenFieldSchema())
-    services().tokens.revoke(body["token"])
+    app_state().tokens.revoke(body["token"])
     return jsonify({})

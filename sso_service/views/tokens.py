@@ -21,7 +21,7 @@ from sso_service.ext_auth import (
 )
 from sso_service.rate_limit import Attempt
 from sso_service.schemas import LoginSchema
-from sso_service.services import Services, services
+from sso_service.state import AppState, app_state
 
 blueprint = Blueprint("tokens", __name__)
 
@@ -30,7 +30,7 @@ blueprint = Blueprint("tokens", __name__)
 def create_token():
     """Log in and get the account's shared access token."""
     body = load_body(LoginSchema())
-    sso = services()
+    sso = app_state()
     credentials = Credentials(
         username=body["username"],
         password=body["password"],
@@ -60,7 +60,7 @@ def create_token():
     )
 
 
-def _definition(sso: Services, cloud_id: str) -> Definition:
+def _definition(sso: AppState, cloud_id: str) -> Definition:
     try:
         return sso.definitions.get(cloud_id)
     except UnknownCloud:
@@ -74,7 +74,7 @@ def _definition(sso: Services, cloud_id: str) -> Definition:
 
 
 @contextlib.contextmanager
-def _login_slot(sso: Services) -> Iterator[None]:
+def _login_slot(sso: AppState) -> Iterator[None]:
     """One of this worker's slots for logins waiting on the provider (portal and ext-auth), or
     503 at once: slow providers never hold the threads introspection needs."""
     if not sso.login_slots.acquire(blocking=False):
@@ -91,7 +91,7 @@ def _login_slot(sso: Services) -> Iterator[None]:
 
 
 def _authenticate(
-    sso: Services, definition: Definition, credentials: Credentials, attempt: Attempt
+    sso: AppState, definition: Definition, credentials: Credentials, attempt: Attempt
 ) -> AuthResult:
     """Ask ext-auth. The attempt stays counted unless the login succeeded or nothing reached
     the provider: an answer that never came (a timeout, a 5xx) may hide a failed login, and a

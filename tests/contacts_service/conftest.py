@@ -9,11 +9,10 @@ from dataclasses import dataclass, field
 
 import psycopg2
 import pytest
-import requests
 
 from contacts_service.app import apply_migrations, create_app
 from contacts_service.extensions import db
-from tests.support.clients import contacts_base_env
+from tests.support.clients import ContactsClient, contacts_base_env
 from tests.support.servers import ServiceProcess
 from tests.support.stack import login
 
@@ -97,59 +96,6 @@ class Account:
     sip_uri: str | None
     token: str = field(repr=False, default="")
 
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-class Api:
-    """Requests to one Contacts service as one account (or anonymously)."""
-
-    def __init__(self, base_url: str, account: Account | None = None, session=None):
-        self.base_url = base_url
-        self.account = account
-        self.session = session or requests.Session()
-
-    def as_(self, account: Account | None) -> Api:
-        return Api(self.base_url, account, self.session)
-
-    def request(self, method: str, path: str, **kwargs) -> requests.Response:
-        headers = dict(self.account.headers) if self.account else {}
-        headers.update(kwargs.pop("headers", {}))
-        return self.session.request(
-            method, self.base_url + path, headers=headers, timeout=30, **kwargs
-        )
-
-    def get(self, path, **kwargs):
-        return self.request("GET", path, **kwargs)
-
-    def put(self, path, **kwargs):
-        return self.request("PUT", path, **kwargs)
-
-    def patch(self, path, **kwargs):
-        return self.request("PATCH", path, **kwargs)
-
-    def delete(self, path, **kwargs):
-        return self.request("DELETE", path, **kwargs)
-
-    def register(self, device_id: str, **body) -> dict:
-        response = self.put(f"/v1/devices/{device_id}", json=body)
-        assert response.status_code in (200, 201), response.text
-        return response.json()
-
-    def upsert(self, device_id: str, contacts=(), delete=()) -> dict:
-        response = self.patch(
-            f"/v1/devices/{device_id}/contacts",
-            json={"upsert": list(contacts), "delete": list(delete)},
-        )
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def contacts(self, device_id: str, **params) -> dict:
-        response = self.get(f"/v1/devices/{device_id}/contacts", params=params)
-        assert response.status_code == 200, response.text
-        return response.json()
-
 
 @pytest.fixture
 def cloud_id() -> str:
@@ -193,16 +139,16 @@ def relogin(provider, sso_server, account: Account, numbers=None) -> None:
 
 
 @pytest.fixture
-def api(contacts_server) -> Api:
+def api(contacts_server) -> ContactsClient:
     """Anonymous requests to the gunicorn Contacts process; `.as_(account)` to authenticate."""
-    return Api(contacts_server.url)
+    return ContactsClient(contacts_server.url)
 
 
 @pytest.fixture
-def alice(api, new_account) -> Api:
+def alice(api, new_account) -> ContactsClient:
     return api.as_(new_account(numbers=["+15551230001"], sip_uri="sip:alice@example.com"))
 
 
 @pytest.fixture
-def limited(limited_server) -> Api:
-    return Api(limited_server.url)
+def limited(limited_server) -> ContactsClient:
+    return ContactsClient(limited_server.url)

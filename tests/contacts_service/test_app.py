@@ -6,6 +6,7 @@ import pytest
 
 from contacts_service.app import create_app
 from contacts_service.extensions import db
+from tests.support.metrics import sample_value
 from tests.support.servers import free_port
 
 
@@ -66,13 +67,30 @@ def test_database_down_is_503_not_500(contacts_config, new_account):
             db.engine.dispose()
 
 
-def test_metrics_are_prometheus_text(api, alice):
-    alice.get("/v1/devices")
-    response = api.get("/metrics")
-    assert response.status_code == 200
-    assert response.headers["Content-Type"].startswith("text/plain")
-    assert "http_requests_total" in response.text
-    assert 'endpoint="/v1/devices"' in response.text
+def test_metrics_count_each_request_once_under_its_route(api, alice):
+    """Across the process's workers: a request moves exactly its own series, by one."""
+
+    def requests_total(endpoint: str, status: str) -> dict:
+        return {"service": "contacts", "endpoint": endpoint, "method": "GET", "status": status}
+
+    series = [
+        requests_total("/v1/devices", "200"),
+        requests_total("/v1/devices/<device_id>", "404"),
+        requests_total("/v1/devices/<device_id>", "200"),
+        requests_total("/v1/devices", "401"),
+    ]
+
+    def read() -> list[float]:
+        response = api.get("/metrics")
+        assert response.status_code == 200
+        assert response.headers["Content-Type"].startswith("text/plain")
+        return [sample_value(response.text, "http_requests_total", **s) for s in series]
+
+    before = read()
+    assert alice.get("/v1/devices").status_code == 200
+    assert alice.get("/v1/devices/no-such-device").status_code == 404
+    after = read()
+    assert [b - a for a, b in zip(before, after, strict=True)] == [1, 1, 0, 0]
 
 
 def test_openapi_document(api):

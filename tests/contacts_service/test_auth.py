@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 
@@ -55,15 +57,25 @@ def test_scheme_is_case_insensitive(api, new_account):
 def test_introspection_cache_when_enabled_serves_a_revoked_token_until_it_expires(
     contacts_config, new_account, sso_server
 ):
-    app = create_app({**contacts_config, "CONTACTS_INTROSPECTION_CACHE_SECONDS": "60"})
+    app = create_app({**contacts_config, "CONTACTS_INTROSPECTION_CACHE_SECONDS": "1"})
     try:
         client = app.test_client()
         account = new_account()
         headers = {"Authorization": f"Bearer {account.token}"}
+        before = time.monotonic()
         assert client.get("/v1/devices", headers=headers).status_code == 200
-        requests.post(sso_server.url + "/v1/revoke", json={"token": account.token}, timeout=5)
+        cached_by = time.monotonic()  # the entry expires 1 s after a moment in [before, this]
+        revoked = requests.post(
+            sso_server.url + "/v1/revoke", json={"token": account.token}, timeout=5
+        )
+        assert revoked.status_code == 200
         # Documented trade-off of the cache: a revocation takes effect when the entry expires.
         assert client.get("/v1/devices", headers=headers).status_code == 200
+        assert time.monotonic() - before < 1, "too slow to see the cached answer"
+        time.sleep(max(0.0, cached_by + 1.05 - time.monotonic()))
+        expired = client.get("/v1/devices", headers=headers)
+        assert expired.status_code == 401
+        assert expired.get_json()["error"] == "invalid_token"
     finally:
         with app.app_context():
             db.engine.dispose()

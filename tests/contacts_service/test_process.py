@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.contacts_service.conftest import Api, contacts_env
+from tests.contacts_service.conftest import contacts_env
+from tests.support.clients import ContactsClient
 from tests.support.servers import ROOT, PostgresDatabase, ServiceProcess
 from tests.support.stack import login, sso_env
 
@@ -21,7 +22,7 @@ def test_eight_concurrent_patches_to_one_device_are_all_applied(alice):
     barrier_size = 8
 
     def writer(n: int) -> dict:
-        session_api = Api(alice.base_url, alice.account, requests.Session())
+        session_api = ContactsClient(alice.base_url, account=alice.account)
         contacts = [{"contactId": f"w{n}-{i}", "fname": f"writer {n}"} for i in range(25)]
         # Every writer also edits the shared contact, so the writes truly contend.
         contacts.append({"contactId": "base", "fname": f"by {n}"})
@@ -138,7 +139,7 @@ def test_serve_migrates_a_fresh_database_first(contacts_config, new_account):
             "contacts_service", {**contacts_config, "CONTACTS_DATABASE_URL": fresh.url}, workers=1
         ).start()
         assert requests.get(server.url + "/readyz", timeout=10).status_code == 200
-        me = Api(server.url, new_account())
+        me = ContactsClient(server.url, account=new_account())
         assert me.put("/v1/devices/fresh").status_code == 201
         assert me.upsert("fresh", [{"contactId": "a"}])["revision"] == 1
     finally:

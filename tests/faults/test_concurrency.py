@@ -47,7 +47,7 @@ def test_concurrent_first_requests_of_a_new_account_and_device(stack):
     # The account is new to Contacts: its first requests race to create its row, and all
     # of them race to register the same device.
     answers = in_parallel(
-        8, lambda i: ContactsClient(stack.contacts.url, account.token).register("phone")
+        8, lambda i: ContactsClient(stack.contacts.url, account.token).put_device("phone")
     )
     statuses = Counter(a.status_code for a in answers)
     assert statuses == Counter({201: 1, 200: 7}), [a.text for a in answers]
@@ -57,7 +57,7 @@ def test_concurrent_first_requests_of_a_new_account_and_device(stack):
 
 def test_concurrent_writers_on_one_device_lose_nothing(stack):
     account = stack.account()
-    stack.client(account).register("phone")
+    stack.client(account).put_device("phone")
     writers, rounds = 6, 8
 
     def write(i):
@@ -65,7 +65,7 @@ def test_concurrent_writers_on_one_device_lose_nothing(stack):
         statuses = []
         for r in range(rounds):
             batch = [sample_contact(f"w{i}-r{r}-{k}", 1) for k in range(3)]
-            statuses.append(client.patch("phone", upsert=batch).status_code)
+            statuses.append(client.patch_contacts("phone", upsert=batch).status_code)
         return statuses
 
     results = in_parallel(writers, write)
@@ -80,14 +80,14 @@ def test_concurrent_writers_on_one_device_lose_nothing(stack):
 
 def test_a_put_racing_patches_leaves_a_state_some_order_explains(stack):
     account = stack.account()
-    stack.client(account).register("phone")
+    stack.client(account).put_device("phone")
     replacement = [sample_contact(f"put-{k}") for k in range(20)]
 
     def work(i):
         client = ContactsClient(stack.contacts.url, account.token)
         if i == 0:
-            return client.put_book("phone", replacement).status_code
-        return client.patch("phone", upsert=[sample_contact(f"patch-{i}")]).status_code
+            return client.put_contacts("phone", replacement).status_code
+        return client.patch_contacts("phone", upsert=[sample_contact(f"patch-{i}")]).status_code
 
     assert in_parallel(5, work) == [200] * 5
     book = stack.client(account).book("phone")

@@ -40,7 +40,7 @@ def postmaster_pid(cluster) -> int:
 
 def test_a_hung_sso_is_503_auth_unavailable_within_the_introspection_timeout(stack):
     client = stack.client(stack.account())
-    assert client.register("phone").status_code == 201
+    assert client.put_device("phone").status_code == 201
     with frozen(process_tree(stack.sso.process.pid)):
         response, elapsed = timed(lambda: client.request("GET", "/v1/devices", timeout=60))
         assert response.status_code == 503, response.text
@@ -74,7 +74,7 @@ def test_a_hung_redis_is_503_at_the_sso_within_its_socket_timeout(stack):
 
 def test_a_hung_postgres_is_503_at_contacts_within_a_bounded_time(stack):
     client = stack.client(stack.account())
-    assert client.register("phone").status_code == 201
+    assert client.put_device("phone").status_code == 201
     assert client.request("GET", "/v1/devices").status_code == 200  # pooled connections exist
     # CONTACTS_DB_STATEMENT_TIMEOUT_SECONDS=3 in this stack: the pre-ping on a pooled
     # connection gives up after 3 + 2 s, the reconnect after the 5 s connect timeout.

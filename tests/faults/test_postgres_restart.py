@@ -16,7 +16,7 @@ from tests.support.traffic import TrafficLoop
 @pytest.mark.parametrize("how", ["stop-then-start", "pg_ctl-restart"])
 def test_contacts_survives_a_postgres_restart_without_losing_acknowledged_writes(stack, how):
     client = stack.client(stack.account())
-    assert client.register("phone").status_code == 201
+    assert client.put_device("phone").status_code == 201
     contacts_pid = stack.contacts.process.pid
     uploaded: dict[str, list[dict]] = {}
 
@@ -24,7 +24,7 @@ def test_contacts_survives_a_postgres_restart_without_losing_acknowledged_writes
         n = len(uploaded)
         batch = [sample_contact(f"c{n}-a", 2), sample_contact(f"c{n}-b", 3)]
         uploaded[f"c{n}"] = batch
-        loop.call("patch", lambda: client.patch("phone", upsert=batch), key=f"c{n}")
+        loop.call("patch", lambda: client.patch_contacts("phone", upsert=batch), key=f"c{n}")
         loop.call("read", lambda: client.request("GET", "/v1/devices/phone/checksums"))
 
     with TrafficLoop(step) as loop:

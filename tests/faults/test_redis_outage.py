@@ -15,7 +15,7 @@ from tests.support.traffic import TrafficLoop
 def test_sso_answers_503_without_redis_and_recovers_without_restart(stack):
     account = stack.account()
     contacts = stack.client(account)
-    assert contacts.register("phone").status_code == 201
+    assert contacts.put_device("phone").status_code == 201
     sso_pid = stack.sso.process.pid
     spare = stack.account()
 

@@ -46,10 +46,10 @@ def _assert_exactly(client, device: str, expected: list[dict]) -> None:
 
 def test_the_same_patch_twice_leaves_one_copy(stack):
     client = stack.client(stack.account())
-    client.register("phone")
+    client.put_device("phone")
     batch = [sample_contact("a", 2), sample_contact("b", 1)]
-    first = client.patch("phone", upsert=batch)
-    second = client.patch("phone", upsert=batch)
+    first = client.patch_contacts("phone", upsert=batch)
+    second = client.patch_contacts("phone", upsert=batch)
     assert first.status_code == second.status_code == 200
     assert first.json()["upserted"] == 2
     assert second.json()["upserted"] == 0
@@ -60,20 +60,20 @@ def test_the_same_patch_twice_leaves_one_copy(stack):
 
 def test_retry_after_a_connection_dropped_after_sending_leaves_one_copy(stack):
     client = stack.client(stack.account())
-    client.register("phone")
+    client.put_device("phone")
     batch = [sample_contact(f"c{i}", 3) for i in range(50)]
     body = dumps({"upsert": batch, "delete": []})
     _send_and_drop(client, _raw_request(client, "PATCH", "/v1/devices/phone/contacts", body))
     # The client never saw an answer, so it retries at once (the first attempt may still be
     # in progress on the server).
-    retry = client.patch("phone", upsert=batch)
+    retry = client.patch_contacts("phone", upsert=batch)
     assert retry.status_code == 200, retry.text
     _assert_exactly(client, "phone", batch)
 
 
 def test_a_request_cut_off_mid_body_stores_nothing_and_the_retry_stores_one_copy(stack):
     client = stack.client(stack.account())
-    client.register("phone")
+    client.put_device("phone")
     batch = [sample_contact(f"c{i}", 2) for i in range(20)]
     body = dumps({"upsert": batch, "delete": []})
     payload = _raw_request(client, "PATCH", "/v1/devices/phone/contacts", body)
@@ -81,20 +81,20 @@ def test_a_request_cut_off_mid_body_stores_nothing_and_the_retry_stores_one_copy
     assert client.book("phone") == {}
     assert client.request("GET", "/v1/devices/phone").json()["revision"] == 0
 
-    retry = client.patch("phone", upsert=batch)
+    retry = client.patch_contacts("phone", upsert=batch)
     assert retry.status_code == 200, retry.text
     _assert_exactly(client, "phone", batch)
 
 
 def test_concurrent_retries_of_one_patch_all_succeed_with_one_copy(stack):
     account = stack.account()
-    stack.client(account).register("phone")
+    stack.client(account).put_device("phone")
     batch = [sample_contact(f"c{i}", 2) for i in range(30)]
     results: list[int] = []
 
     def send():
         client = stack.client(account)
-        results.append(client.patch("phone", upsert=batch).status_code)
+        results.append(client.patch_contacts("phone", upsert=batch).status_code)
 
     threads = [threading.Thread(target=send) for _ in range(6)]
     for thread in threads:

@@ -14,7 +14,7 @@ from tests.support.traffic import TrafficLoop
 
 def test_contacts_refuses_everything_while_sso_is_dead(stack):
     client = stack.client(stack.account())
-    assert client.register("phone").status_code == 201
+    assert client.put_device("phone").status_code == 201
     sent: list[str] = []
 
     def step(loop):
@@ -22,10 +22,10 @@ def test_contacts_refuses_everything_while_sso_is_dead(stack):
         sent.append(contact_id)
         loop.call(
             "patch",
-            lambda: client.patch("phone", upsert=[sample_contact(contact_id)]),
+            lambda: client.patch_contacts("phone", upsert=[sample_contact(contact_id)]),
             id=contact_id,
         )
-        loop.call("read", lambda: client.contacts("phone"))
+        loop.call("read", lambda: client.get_contacts("phone"))
         loop.call("devices", lambda: client.request("GET", "/v1/devices"))
 
     with TrafficLoop(step) as loop:
@@ -72,8 +72,8 @@ def _misconfigured_contacts(stack, **overrides) -> ServiceProcess:
 def test_an_sso_that_refuses_the_client_or_is_not_an_sso_is_503_never_401_or_data(stack):
     account = stack.account()
     good = stack.client(account)
-    assert good.register("phone").status_code == 201
-    assert good.patch("phone", upsert=[sample_contact("kept")]).status_code == 200
+    assert good.put_device("phone").status_code == 201
+    assert good.patch_contacts("phone", upsert=[sample_contact("kept")]).status_code == 200
 
     wrong_secret = _misconfigured_contacts(stack, CONTACTS_SSO_CLIENT_SECRET="not-the-secret")
     not_an_sso = _misconfigured_contacts(stack, CONTACTS_SSO_URL=stack.provider.url)

@@ -36,7 +36,7 @@ def cloud(make_user, small_contacts):
 
 def matched(client, device: str = "phone") -> dict[str, list[str]]:
     smart = client.request("GET", f"/v1/devices/{device}/smart-contacts").json()["smart"]
-    full = client.contacts(device).json()["smart"]
+    full = client.get_contacts(device).json()["smart"]
     assert smart == full
     return {cid: sorted(m["username"] for m in matches) for cid, matches in smart.items()}
 
@@ -46,14 +46,14 @@ def test_new_numbers_beyond_the_allowance_are_stored_but_do_not_match(
 ):
     cloud_id, peers = cloud
     client = make_user(cloud_id, ["+15559999999"]).client(small_contacts)
-    client.register("phone")
+    client.put_device("phone")
 
     first = [tel_contact(f"p{i}", peers[i].numbers[0]) for i in range(ALLOWANCE)]
-    assert client.patch("phone", upsert=first).status_code == 200
+    assert client.patch_contacts("phone", upsert=first).status_code == 200
     assert matched(client) == {f"p{i}": [peers[i].username] for i in range(ALLOWANCE)}
 
     beyond = [tel_contact(f"p{i}", peers[i].numbers[0]) for i in range(ALLOWANCE, 10)]
-    assert client.patch("phone", upsert=beyond).status_code == 200
+    assert client.patch_contacts("phone", upsert=beyond).status_code == 200
     book = client.book("phone")
     assert sorted(book) == sorted(f"p{i}" for i in range(10))  # stored ...
     assert book["p7"]["contactEntries"][0]["uri"] == peers[7].numbers[0]
@@ -63,13 +63,13 @@ def test_new_numbers_beyond_the_allowance_are_stored_but_do_not_match(
     # with an already-matched number, or a second device with them, keeps them matching.
     edits = [tel_contact("p0", peers[0].numbers[0], notes="edited")]
     edits.append(tel_contact("again", peers[1].numbers[0]))
-    assert client.patch("phone", upsert=edits).status_code == 200
+    assert client.patch_contacts("phone", upsert=edits).status_code == 200
     expected = {f"p{i}": [peers[i].username] for i in range(ALLOWANCE)}
     expected["again"] = [peers[1].username]
     assert matched(client) == expected
 
-    client.register("tablet")
-    assert client.put_book("tablet", first).status_code == 200
+    client.put_device("tablet")
+    assert client.put_contacts("tablet", first).status_code == 200
     assert matched(client, "tablet") == {f"p{i}": [peers[i].username] for i in range(ALLOWANCE)}
     assert matched(client) == expected
 
@@ -79,14 +79,14 @@ def test_uploading_a_numbering_plan_reveals_nothing_beyond_the_allowance(
 ):
     cloud_id, peers = cloud
     client = make_user(cloud_id, ["+15559999998"]).client(small_contacts)
-    client.register("phone")
+    client.put_device("phone")
     # A scan: the allowance goes to the first numbers seen, which belong to nobody ...
     scan = [tel_contact(f"s{i}", f"+1555888{i:04d}") for i in range(ALLOWANCE)]
-    assert client.patch("phone", upsert=scan).status_code == 200
+    assert client.patch_contacts("phone", upsert=scan).status_code == 200
     # ... so a whole range containing every user's number afterwards matches nothing.
     plan = [tel_contact(f"n{i}", peer.numbers[0]) for i, peer in enumerate(peers)]
     plan += [tel_contact(f"x{i}", f"+1555777{i:04d}") for i in range(200)]
-    assert client.patch("phone", upsert=plan).status_code == 200
+    assert client.patch_contacts("phone", upsert=plan).status_code == 200
     assert len(client.book("phone")) == ALLOWANCE + len(plan)
     assert matched(client) == {}
 
@@ -94,11 +94,12 @@ def test_uploading_a_numbering_plan_reveals_nothing_beyond_the_allowance(
 def test_the_guard_is_per_account(cloud, make_user, small_contacts):
     cloud_id, peers = cloud
     greedy = make_user(cloud_id, ["+15559999997"]).client(small_contacts)
-    greedy.register("phone")
+    greedy.put_device("phone")
     scan = [tel_contact(f"s{i}", f"+1555666{i:04d}") for i in range(50)]
-    assert greedy.patch("phone", upsert=scan).status_code == 200
+    assert greedy.patch_contacts("phone", upsert=scan).status_code == 200
 
     other = make_user(cloud_id, ["+15559999996"]).client(small_contacts)
-    other.register("phone")
-    assert other.patch("phone", upsert=[tel_contact("p", peers[0].numbers[0])]).status_code == 200
+    other.put_device("phone")
+    peer_number = tel_contact("p", peers[0].numbers[0])
+    assert other.patch_contacts("phone", upsert=[peer_number]).status_code == 200
     assert matched(other) == {"p": [peers[0].username]}

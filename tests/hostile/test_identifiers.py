@@ -60,7 +60,7 @@ def phone(user, hostile_contacts):
     for device in client.request("GET", "/v1/devices").json()["devices"]:
         path = "/v1/devices/" + urllib.parse.quote(device["id"], safe="")
         assert client.request("DELETE", path).status_code == 204
-    assert client.register("phone").status_code == 201
+    assert client.put_device("phone").status_code == 201
     return client
 
 
@@ -163,7 +163,7 @@ def test_lookalike_contact_and_entry_ids_are_distinct_ids_kept_exactly(phone):
     contacts = [{"contactId": "abc", "contactEntries": [_entry("e1")]}] + [
         {"contactId": cid, "contactEntries": [_entry(cid)]} for cid in LOOKALIKE_IDS
     ]
-    response = phone.patch("phone", upsert=contacts)
+    response = phone.patch_contacts("phone", upsert=contacts)
     assert response.status_code == 200, response.text
     assert response.json()["upserted"] == len(contacts)
     book = phone.book("phone")
@@ -172,8 +172,8 @@ def test_lookalike_contact_and_entry_ids_are_distinct_ids_kept_exactly(phone):
 
 def test_delete_matches_the_whole_id(phone):
     """A delete of "abc\\n" is not a delete of "abc" (and, as an unknown id, not an error)."""
-    assert phone.patch("phone", upsert=[{"contactId": "abc"}]).status_code == 200
-    response = phone.patch("phone", delete=["abc\n", "abc ", "\u0430bc"])
+    assert phone.patch_contacts("phone", upsert=[{"contactId": "abc"}]).status_code == 200
+    response = phone.patch_contacts("phone", delete=["abc\n", "abc ", "\u0430bc"])
     assert response.status_code == 200, response.text
     assert response.json()["deleted"] == 0
     assert list(phone.book("phone")) == ["abc"]

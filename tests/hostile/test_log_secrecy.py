@@ -60,9 +60,9 @@ def test_no_secret_reaches_a_log_line(chatty_stack, provider):
 
     assert introspect(sso.url, token).json()["active"] is True
     client = ContactsClient(contacts.url, token)
-    assert client.register("phone").status_code == 201
-    assert client.patch("phone", upsert=[sample_contact("a")]).status_code == 200
-    assert client.contacts("phone").status_code == 200
+    assert client.put_device("phone").status_code == 201
+    assert client.patch_contacts("phone", upsert=[sample_contact("a")]).status_code == 200
+    assert client.get_contacts("phone").status_code == 200
     assert client.request("GET", "/v1/devices/nope").status_code == 404
     # A request with the token in the query string too (a careless client).
     client.request("GET", "/v1/devices", params={"access_token": token})

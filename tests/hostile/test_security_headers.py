@@ -15,7 +15,7 @@ EXPECTED = {
 @pytest.fixture(scope="module")
 def user(make_user, hostile_contacts):
     u = make_user(numbers=["+15557770005"])
-    assert u.client(hostile_contacts).register("phone").status_code == 201
+    assert u.client(hostile_contacts).put_device("phone").status_code == 201
     return u
 
 
@@ -87,7 +87,7 @@ def test_contacts_responses_carry_security_headers(
 
 def test_a_304_carries_security_headers(hostile_contacts, user):
     client = user.client(hostile_contacts)
-    etag = client.contacts("phone").headers["ETag"]
+    etag = client.get_contacts("phone").headers["ETag"]
     response = client.request("GET", "/v1/devices/phone/contacts", headers={"If-None-Match": etag})
     assert response.status_code == 304
     assert_secure(response)

@@ -105,7 +105,7 @@ def test_no_operation_of_one_account_reveals_or_changes_another(accounts, ops):
         path = f"/v1/devices/{device}"
         exists = device in model
         if kind == "register":
-            response = client.register(device)
+            response = client.put_device(device)
             assert response.status_code == (200 if exists else 201), response.text
             model.setdefault(device, {})
         elif kind == "delete_device":
@@ -115,11 +115,11 @@ def test_no_operation_of_one_account_reveals_or_changes_another(accounts, ops):
         elif kind in ("patch", "put", "delete_contacts"):
             upsert = [contact(i, name, numbers[whose]) for i in ids]
             if kind == "patch":
-                response = client.patch(device, upsert=upsert)
+                response = client.patch_contacts(device, upsert=upsert)
             elif kind == "put":
-                response = client.put_book(device, upsert)
+                response = client.put_contacts(device, upsert)
             else:
-                response = client.patch(device, delete=ids)
+                response = client.patch_contacts(device, delete=ids)
             assert response.status_code == (200 if exists else 404), response.text
             if exists:
                 if kind == "put":
@@ -131,7 +131,7 @@ def test_no_operation_of_one_account_reveals_or_changes_another(accounts, ops):
                         model[device].pop(contact_id, None)
                 assert response.json()["contact_count"] == len(model[device])
         elif kind == "read_contacts":
-            check_book(actor, device, client.contacts(device))
+            check_book(actor, device, client.get_contacts(device))
         elif kind == "read_device":
             response = client.request("GET", path)
             assert response.status_code == (200 if exists else 404), response.text
@@ -156,4 +156,4 @@ def test_no_operation_of_one_account_reveals_or_changes_another(accounts, ops):
     for actor in range(3):
         for short_device in DEVICES:
             device = f"{prefix}-{short_device}"
-            check_book(actor, device, clients[actor].contacts(device))
+            check_book(actor, device, clients[actor].get_contacts(device))

@@ -53,8 +53,8 @@ BAD_TOKENS = {
 @pytest.fixture(scope="module")
 def user(make_user, hostile_contacts):
     u = make_user(numbers=["+15557770003"])
-    assert u.client(hostile_contacts).register("phone").status_code == 201
-    assert u.client(hostile_contacts).patch("phone", upsert=[{"contactId": "secret"}]).ok
+    assert u.client(hostile_contacts).put_device("phone").status_code == 201
+    assert u.client(hostile_contacts).patch_contacts("phone", upsert=[{"contactId": "secret"}]).ok
     return u
 
 
@@ -94,7 +94,7 @@ def test_missing_or_malformed_authorization_is_a_401(hostile_contacts, header):
 def test_a_revoked_token_is_inactive_everywhere(make_user, sso_server, hostile_contacts):
     u = make_user(numbers=["+15557770004"])
     phone, webrtc = u.client(hostile_contacts), u.client(hostile_contacts)
-    assert phone.register("phone").status_code == 201
+    assert phone.put_device("phone").status_code == 201
     assert webrtc.request("GET", "/v1/devices").status_code == 200
 
     revoked = requests.post(sso_server.url + "/v1/revoke", json={"token": u.token}, timeout=10)

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from shared.config import ConfigError, env_bool, env_float, env_int, env_list, env_origins, env_str
+from shared.config import (
+    ConfigError,
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_log_level,
+    env_origins,
+    env_region,
+    env_str,
+)
 
 
 def test_env_str():
@@ -103,3 +113,49 @@ def test_origins(raw, expected):
 def test_entries_that_are_not_origins_are_refused(raw):
     with pytest.raises(ConfigError, match="CORS_ORIGINS"):
         env_origins("CORS_ORIGINS", {"CORS_ORIGINS": raw})
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (None, "INFO"),
+        ("", "INFO"),
+        ("DEBUG", "DEBUG"),
+        ("info", "INFO"),
+        (" Warning ", "WARNING"),
+        ("error", "ERROR"),
+        ("CRITICAL", "CRITICAL"),
+    ],
+)
+def test_env_log_level(raw, expected):
+    assert env_log_level({} if raw is None else {"LOG_LEVEL": raw}) == expected
+
+
+@pytest.mark.parametrize("raw", ["LOUD", "WARN", "TRACE", "10", "INFO,DEBUG"])
+def test_env_log_level_refuses_other_levels(raw):
+    with pytest.raises(
+        ConfigError, match="LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL"
+    ):
+        env_log_level({"LOG_LEVEL": raw})
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (None, None),
+        ("", None),
+        ("  ", None),
+        ("US", "US"),
+        ("gb", "GB"),
+        (" de ", "DE"),
+        ("Jp", "JP"),
+    ],
+)
+def test_env_region(raw, expected):
+    assert env_region("R", {} if raw is None else {"R": raw}) == expected
+
+
+@pytest.mark.parametrize("raw", ["XX", "ZZ", "USA", "U", "001", "U5", "UK", "EU"])
+def test_env_region_refuses_codes_phonenumbers_does_not_know(raw):
+    with pytest.raises(ConfigError, match=r"^R must be a two-letter region code like US or GB$"):
+        env_region("R", {"R": raw})

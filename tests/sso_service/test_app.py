@@ -6,8 +6,10 @@ import pytest
 
 from shared.config import ConfigError
 from sso_service import create_app
+from sso_service.app import SERVICE
 from sso_service.settings import Settings
 from tests.sso_service.conftest import app_env
+from tests.support.metrics import sample_value
 
 
 def test_healthz(client):
@@ -23,14 +25,42 @@ def test_readyz_checks_redis(client):
 
 
 def test_metrics_count_requests_and_ext_auth(client, account):
-    client.post("/v1/tokens", json={k: account[k] for k in ("cloud_id", "username", "password")})
-    client.post("/v1/tokens", json={**account, "password": "wrong"})
-    text = client.get("/metrics").get_data(as_text=True)
-    assert 'http_requests_total{endpoint="/v1/tokens"' in text
-    assert 'sso_ext_auth_requests_total{outcome="success"}' in text
-    assert 'sso_ext_auth_requests_total{outcome="invalid_credentials"}' in text
-    assert "sso_ext_auth_duration_seconds_bucket" in text
-    assert account["password"] not in text
+    """One good and one wrong login move exactly their own series, each by one."""
+
+    def tokens(status: str) -> dict:
+        return {"service": SERVICE, "endpoint": "/v1/tokens", "method": "POST", "status": status}
+
+    series = [
+        ("http_requests_total", tokens("200")),
+        ("http_requests_total", tokens("401")),
+        ("http_requests_total", tokens("400")),
+        ("sso_ext_auth_requests_total", {"outcome": "success"}),
+        ("sso_ext_auth_requests_total", {"outcome": "invalid_credentials"}),
+        ("sso_ext_auth_requests_total", {"outcome": "upstream_error"}),
+        ("sso_ext_auth_duration_seconds_count", {"outcome": "success"}),
+        ("sso_ext_auth_duration_seconds_count", {"outcome": "invalid_credentials"}),
+        (
+            "http_requests_total",
+            {"service": SERVICE, "endpoint": "/metrics", "method": "GET", "status": "200"},
+        ),
+    ]
+
+    def read() -> list[float]:
+        text = client.get("/metrics").get_data(as_text=True)
+        assert account["password"] not in text
+        return [sample_value(text, name, **labels) for name, labels in series]
+
+    before = read()
+    good = client.post(
+        "/v1/tokens", json={k: account[k] for k in ("cloud_id", "username", "password")}
+    )
+    assert good.status_code == 200
+    assert client.post("/v1/tokens", json={**account, "password": "wrong"}).status_code == 401
+    after = read()
+    # 200 and 401 logins, their ext-auth outcomes and timings; no 400, no upstream error;
+    # the first GET /metrics is counted once it has answered.
+    expected = [1, 1, 0, 1, 1, 0, 1, 1, 1]
+    assert [b - a for a, b in zip(before, after, strict=True)] == expected
 
 
 def test_openapi_document(client):

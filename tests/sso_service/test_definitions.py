@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from demo_provider import Behaviour
@@ -113,14 +114,22 @@ def test_cache_can_be_off(source_for, fresh_provider, new_cloud):
     assert fresh_provider.portal_hits[new_cloud] == 2
 
 
+def test_cache_entries_live_for_the_cache_seconds(source_for, fresh_provider, new_cloud, redis_db):
+    fresh_provider.definitions[new_cloud] = {"url": "https://x/old"}
+    source_for().get(new_cloud)
+    assert 299 <= redis_db.ttl(f"sso:definition:{new_cloud}") <= 300
+
+
 def test_cache_expires(source_for, fresh_provider, new_cloud, redis_db):
     fresh_provider.definitions[new_cloud] = {"url": "https://x/old"}
-    source = source_for()
+    source = source_for(cache_seconds=1)
     source.get(new_cloud)
-    assert 0 < redis_db.ttl(f"sso:definition:{new_cloud}") <= 300
-    redis_db.delete(f"sso:definition:{new_cloud}")  # what the TTL does
     fresh_provider.definitions[new_cloud] = {"url": "https://x/new"}
+    assert source.get(new_cloud).url == "https://x/old"  # cached
+    time.sleep(1.1)
+    assert not redis_db.exists(f"sso:definition:{new_cloud}")  # Redis expired it
     assert source.get(new_cloud).url == "https://x/new"
+    assert fresh_provider.portal_hits[new_cloud] == 2
 
 
 def test_unknown_cloud_is_not_cached(source_for, fresh_provider, new_cloud):

@@ -9,15 +9,25 @@ import sys
 
 import requests
 
+from tests.support.metrics import sample_value
 from tests.support.servers import ROOT, free_port
 from tests.support.stack import INTROSPECTION_CLIENT, login, sso_env
 
 CLOUD = "PROC"
 
 
+def ext_auth_outcomes(url: str) -> dict[str, float]:
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    return {
+        outcome: sample_value(text, "sso_ext_auth_requests_total", outcome=outcome)
+        for outcome in ("success", "invalid_credentials", "upstream_error")
+    }
+
+
 def test_login_introspect_revoke_over_http(sso_server, provider):
     username, password = f"proc-{secrets.token_hex(4)}", "p&ss \"100%\" 'ü'"
     provider.add_user(CLOUD, username, password, ["+15551230042"], "sip:p@t")
+    outcomes_before = ext_auth_outcomes(sso_server.url)
     first = login(sso_server.url, CLOUD, username, password)
     second = login(sso_server.url, CLOUD, username, password, host="sip.t")
     assert first["token"] == second["token"]  # across both workers
@@ -57,18 +67,29 @@ def test_login_introspect_revoke_over_http(sso_server, provider):
     ).json()
     assert after == {"active": False}
 
-    metrics = requests.get(f"{sso_server.url}/metrics", timeout=10).text
-    assert 'sso_ext_auth_requests_total{outcome="success"}' in metrics
+    # Summed over both workers: two good logins and one wrong one called ext-auth.
+    outcomes = ext_auth_outcomes(sso_server.url)
+    assert {k: outcomes[k] - outcomes_before[k] for k in outcomes} == {
+        "success": 2,
+        "invalid_credentials": 1,
+        "upstream_error": 0,
+    }
     log = sso_server.log()
     assert password not in log
     assert first["token"] not in log
 
 
 def test_process_serves_health_metrics_and_openapi(sso_server):
+    def answered(endpoint: str) -> float:
+        text = requests.get(f"{sso_server.url}/metrics", timeout=10).text
+        labels = {"service": "sso_service", "endpoint": endpoint, "method": "GET", "status": "200"}
+        return sample_value(text, "http_requests_total", **labels)
+
+    healthz_before, readyz_before = answered("/healthz"), answered("/readyz")
     assert requests.get(f"{sso_server.url}/healthz", timeout=10).json() == {"status": "ok"}
     assert requests.get(f"{sso_server.url}/readyz", timeout=10).status_code == 200
-    metrics = requests.get(f"{sso_server.url}/metrics", timeout=10)
-    assert "http_requests_total" in metrics.text
+    assert answered("/healthz") - healthz_before == 1
+    assert answered("/readyz") - readyz_before == 1
     assert requests.get(f"{sso_server.url}/openapi.json", timeout=10).json()["paths"]
     missing = requests.get(f"{sso_server.url}/nope", timeout=10)
     assert missing.status_code == 404

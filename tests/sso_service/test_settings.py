@@ -81,6 +81,7 @@ def test_every_variable_is_read():
         ({"SSO_ALLOW_INSECURE_HTTP": "maybe"}, "SSO_ALLOW_INSECURE_HTTP"),
         ({"SSO_MAX_FAILED_LOGINS": "0"}, "SSO_MAX_FAILED_LOGINS"),
         ({"SSO_DEFAULT_REGION": "USA"}, "SSO_DEFAULT_REGION"),
+        ({"SSO_DEFAULT_REGION": "XX"}, "SSO_DEFAULT_REGION"),
         ({"SSO_TRUSTED_PROXY_COUNT": "-1"}, "SSO_TRUSTED_PROXY_COUNT"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
     ],

@@ -98,13 +98,23 @@ def test_revoke_and_lookup_of_nonsense_are_harmless(store, token):
     assert store.lookup(token) is None
 
 
-def test_expired_record_is_inactive_and_replaced_on_login(store, redis_db):
-    token, _ = store.issue("C", "alice", [], None)
-    lookup = tokens.lookup_id(tokens.verify(SECRET, token))
-    redis_db.delete(f"sso:token:{lookup}")  # what Redis does when the TTL runs out
-    assert store.lookup(token) is None
-    fresh, _ = store.issue("C", "alice", [], None)
-    assert fresh != token
+def test_expired_record_is_inactive_and_replaced_on_login(redis_db, redis_server):
+    client = connect(redis_server.url.rsplit("/", 1)[0] + "/1")
+    store = TokenStore(client, SECRET, ttl_seconds=1)
+    try:
+        token, _ = store.issue("C", "alice", [], None)
+        record = f"sso:token:{tokens.lookup_id(tokens.verify(SECRET, token))}"
+        assert 0 < redis_db.pttl(record) <= 1000
+        assert 0 < redis_db.pttl("sso:account:C:alice") <= 1000
+        assert store.lookup(token) is not None
+        time.sleep(1.1)
+        assert not redis_db.exists(record, "sso:account:C:alice")  # Redis expired both keys
+        assert store.lookup(token) is None
+        fresh, _ = store.issue("C", "alice", [], None)
+        assert fresh != token
+        assert store.lookup(fresh) is not None
+    finally:
+        client.close()
 
 
 def test_exp_in_the_past_is_inactive_even_before_redis_expires_it(store, redis_db):

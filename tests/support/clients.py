@@ -2,8 +2,8 @@
 
 `contacts_base_env()` configures a Contacts process against a database and an SSO process,
 `contacts_env()` the same with short timeouts;
-`ContactsClient` speaks the Contacts API as one account; `ERROR_KEYS` and `is_error_shape()`
-check the one error body both services use.
+`ContactsClient` speaks the Contacts API as one account (every suite's one client);
+`ERROR_KEYS` and `is_error_shape()` check the one error body both services use.
 """
 
 from __future__ import annotations
@@ -61,14 +61,44 @@ def is_error_shape(response: requests.Response) -> bool:
 
 
 class ContactsClient:
-    """One account's requests to a Contacts service (token may be None: anonymous)."""
+    """Requests to one Contacts service as one account (or anonymously): the one client of the
+    Contacts, fault, hostile-input and end-to-end suites.
 
-    def __init__(self, base_url: str, token: str | None = None, timeout: float = 30.0):
+    - `request`, `get`, `put`, `patch`, `delete` take a path and requests' keyword arguments
+      and return the response, whatever its status.
+    - Calls on one device return the response too: `put_device`, `patch_contacts`,
+      `put_contacts`, `get_contacts`.
+    - Shortcuts for the expected outcome assert the status and return the JSON: `register`
+      (201, a new device), `upsert` (200), `contacts` (200), `book` (200, by contactId).
+
+    The token is `token`, else that of `account` (kept as `.account` for the tests' use).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        *,
+        account=None,
+        session: requests.Session | None = None,
+        timeout: float = 30.0,
+    ):
         self.base_url = base_url.rstrip("/")
-        self.token = token
+        self.token = token if token is not None or account is None else account.token
+        self.account = account
         self.timeout = timeout
-        self.session = requests.Session()
-        self.session.trust_env = False
+        if session is None:
+            session = requests.Session()
+            session.trust_env = False
+        self.session = session
+
+    def as_(self, account) -> ContactsClient:
+        """The same service and connection pool, as `account` (None: anonymously)."""
+        return ContactsClient(
+            self.base_url, account=account, session=self.session, timeout=self.timeout
+        )
+
+    # --- HTTP verbs on a path -----------------------------------------------------------------
 
     def request(self, method: str, path: str, **kwargs) -> requests.Response:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -76,27 +106,58 @@ class ContactsClient:
         kwargs.setdefault("timeout", self.timeout)
         return self.session.request(method, self.base_url + path, headers=headers, **kwargs)
 
-    def register(self, device_id: str, **body) -> requests.Response:
-        return self.request("PUT", f"/v1/devices/{device_id}", json=body)
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return self.request("GET", path, **kwargs)
 
-    def patch(self, device_id: str, upsert=(), delete=()) -> requests.Response:
-        return self.request(
-            "PATCH",
+    def put(self, path: str, **kwargs) -> requests.Response:
+        return self.request("PUT", path, **kwargs)
+
+    def patch(self, path: str, **kwargs) -> requests.Response:
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs) -> requests.Response:
+        return self.request("DELETE", path, **kwargs)
+
+    # --- one device, the response as it comes -------------------------------------------------
+
+    def put_device(self, device_id: str, **body) -> requests.Response:
+        return self.put(f"/v1/devices/{device_id}", json=body)
+
+    def patch_contacts(self, device_id: str, upsert=(), delete=()) -> requests.Response:
+        return self.patch(
             f"/v1/devices/{device_id}/contacts",
             json={"upsert": list(upsert), "delete": list(delete)},
         )
 
-    def put_book(self, device_id: str, contacts) -> requests.Response:
-        return self.request("PUT", f"/v1/devices/{device_id}/contacts", json={"contacts": contacts})
+    def put_contacts(self, device_id: str, contacts) -> requests.Response:
+        return self.put(f"/v1/devices/{device_id}/contacts", json={"contacts": list(contacts)})
 
-    def contacts(self, device_id: str, **params) -> requests.Response:
-        return self.request("GET", f"/v1/devices/{device_id}/contacts", params=params)
+    def get_contacts(self, device_id: str, **params) -> requests.Response:
+        return self.get(f"/v1/devices/{device_id}/contacts", params=params)
+
+    # --- one device, the expected outcome -----------------------------------------------------
+
+    def register(self, device_id: str, **body) -> dict:
+        """Register a new device: 201 and the device."""
+        response = self.put_device(device_id, **body)
+        assert response.status_code == 201, (response.status_code, response.text)
+        return response.json()
+
+    def upsert(self, device_id: str, contacts=(), delete=()) -> dict:
+        """A successful PATCH: the write result."""
+        response = self.patch_contacts(device_id, contacts, delete)
+        assert response.status_code == 200, (response.status_code, response.text)
+        return response.json()
+
+    def contacts(self, device_id: str, **params) -> dict:
+        """A successful GET of the device's contacts: the body."""
+        response = self.get_contacts(device_id, **params)
+        assert response.status_code == 200, (response.status_code, response.text)
+        return response.json()
 
     def book(self, device_id: str) -> dict[str, dict]:
         """The device's contacts by contactId; asserts 200 and no duplicate ids."""
-        response = self.contacts(device_id)
-        assert response.status_code == 200, (response.status_code, response.text)
-        contacts = response.json()["contacts"]
+        contacts = self.contacts(device_id)["contacts"]
         ids = [c["contactId"] for c in contacts]
         assert len(ids) == len(set(ids)), "duplicate contactIds in one device"
         return {c["contactId"]: c for c in contacts}

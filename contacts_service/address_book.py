@@ -1,5 +1,6 @@
-"""The address-book operations behind the views: prepare uploads, apply them in bulk under the
-device lock, and read books back as the stored JSON text."""
+"""The address book behind the views: prepare uploads and apply them in bulk under the device
+lock, list checksums, read books back as the stored JSON text (with their ETag), and Smart
+Contacts with its enumeration guard. The SQL it runs is in repository.py."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from contacts_service import repository, smart
+from contacts_service import repository
 from contacts_service.checksums import (
     block_id,
     block_key,
@@ -17,6 +18,7 @@ from contacts_service.checksums import (
 from contacts_service.phone import normalise_region, to_e164
 from contacts_service.repository import DeviceRow
 from contacts_service.schemas import DEVICE_ID
+from contacts_service.settings import Settings
 from shared.errors import ApiError
 
 
@@ -30,14 +32,6 @@ class Caller:
     phone_numbers: tuple[str, ...]
     sip_uri: str | None
     region: str | None
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_contacts_per_device: int
-    change_log_days: int
-    smart_new_numbers_per_day: int
-    default_region: str | None
 
 
 @dataclass
@@ -123,7 +117,7 @@ def write_contacts(
     contacts: list[dict],
     delete_ids: list[str],
     replace: bool,
-    limits: Limits,
+    settings: Settings,
 ) -> dict:
     """Apply one PATCH (upsert + delete) or PUT (replace) to a device's book, all or nothing.
 
@@ -131,8 +125,8 @@ def write_contacts(
     own revision; the revision grows by one only when something changed. An unknown device is a
     404 before any work on the upload (serialising, checksums, number normalisation).
     """
-    if len(contacts) > limits.max_contacts_per_device:
-        raise _too_many(limits)
+    if len(contacts) > settings.max_contacts_per_device:
+        raise _too_many(settings)
     device = (
         repository.get_device(caller.account_id, device_id, lock=True)
         if valid_device_id(device_id)
@@ -141,7 +135,7 @@ def write_contacts(
     if device is None:
         raise not_found()
     path = "contacts" if replace else "upsert"
-    batch = prepare(contacts, caller.region or limits.default_region, path)
+    batch = prepare(contacts, caller.region or settings.default_region, path)
     pk, revision = device.pk, device.revision + 1
     if replace:
         deleted = repository.delete_contacts_except(pk, batch.ids)
@@ -152,8 +146,8 @@ def write_contacts(
     )
     contact_count = device.contact_count + len(inserted) - len(deleted)
     if changed or deleted:
-        if contact_count > limits.max_contacts_per_device:
-            raise _too_many(limits)
+        if contact_count > settings.max_contacts_per_device:
+            raise _too_many(settings)
         changed_set = set(changed)
         numbers = [row for row in batch.numbers if row[0] in changed_set]
         repository.replace_contact_numbers(
@@ -164,10 +158,10 @@ def write_contacts(
             [row[2] for row in numbers],
             [row[3] for row in numbers],
         )
-        smart.record_numbers(caller.account_id, {row[3] for row in numbers})
+        repository.record_seen_numbers(caller.account_id, {row[3] for row in numbers})
         repository.record_deletions(pk, revision, deleted)
         repository.forget_deletions(pk, sorted(inserted))
-        floor = repository.prune_deletions(pk, limits.change_log_days)
+        floor = repository.prune_deletions(pk, settings.change_log_days)
         device = repository.finish_write(pk, revision, contact_count, floor)
     return {
         "revision": device.revision,
@@ -178,12 +172,12 @@ def write_contacts(
     }
 
 
-def _too_many(limits: Limits) -> ApiError:
+def _too_many(settings: Settings) -> ApiError:
     return ApiError(
         422,
         "too_many_contacts",
-        f"A device holds at most {limits.max_contacts_per_device} contacts.",
-        {"contact_count": [f"At most {limits.max_contacts_per_device}."]},
+        f"A device holds at most {settings.max_contacts_per_device} contacts.",
+        {"contact_count": [f"At most {settings.max_contacts_per_device}."]},
     )
 
 
@@ -200,11 +194,12 @@ def device_or_404(caller: Caller, device_id: str) -> DeviceRow:
     return device
 
 
-def checksums(caller: Caller, device_id: str, bits: int | None, block: str | None) -> dict:
+def checksum_listing(caller: Caller, device_id: str, bits: int | None, block: str | None) -> dict:
     """Per-contact checksums, block checksums, or the per-contact checksums of one block."""
     device = device_or_404(caller, device_id)
     if bits is None:
-        return {"revision": device.revision, "checksums": dict(repository.checksums(device.pk))}
+        listing = repository.contact_checksums(device.pk)
+        return {"revision": device.revision, "checksums": dict(listing)}
     if block is not None:
         low, high = block_key_range(int(block, 16), bits)
         listing = repository.block_listing(device.pk, low, high)
@@ -218,16 +213,6 @@ def checksums(caller: Caller, device_id: str, bits: int | None, block: str | Non
     return {"revision": device.revision, "bits": bits, "blocks": blocks}
 
 
-def smart_contacts(caller: Caller, device: DeviceRow, limits: Limits) -> dict:
-    return smart.matches(
-        device.pk,
-        caller.account_id,
-        caller.cloud_id,
-        list(caller.phone_numbers),
-        limits.smart_new_numbers_per_day,
-    )
-
-
 def contacts_etag(device: DeviceRow, since: int | None, smart_text: str) -> str:
     digest = hashlib.sha256(
         f"{device.pk}:{device.revision}:{since}:{smart_text}".encode()
@@ -235,7 +220,7 @@ def contacts_etag(device: DeviceRow, since: int | None, smart_text: str) -> str:
     return f'"{digest[:32]}"'
 
 
-def check_since(device: DeviceRow, since: int, limits: Limits) -> None:
+def check_since(device: DeviceRow, since: int, settings: Settings) -> None:
     """410 when the change log no longer reaches back to `since` (or it is from the future,
     e.g. a device deleted and registered again).
 
@@ -244,7 +229,7 @@ def check_since(device: DeviceRow, since: int, limits: Limits) -> None:
     """
     floor = max(
         device.log_floor,
-        repository.newest_expired_deletion(device.pk, limits.change_log_days) or 0,
+        repository.newest_expired_deletion(device.pk, settings.change_log_days) or 0,
     )
     if since > device.revision:
         raise ApiError(
@@ -275,3 +260,45 @@ def render_book(device: DeviceRow, since: int | None, smart_text: str) -> str:
 
 def smart_text(smart_map: dict) -> str:
     return json.dumps(smart_map, ensure_ascii=False, separators=(",", ":"))
+
+
+# --- Smart Contacts ---------------------------------------------------------------------------
+#
+# Which tel entries of a device are verified numbers of other accounts of the caller's Cloud
+# ID, behind the enumeration guard. Matching is one indexed join (repository.smart_matches):
+# contact_numbers (the device's E.164 numbers) → smart_seen_numbers (only numbers the guard let
+# through) → account_numbers (cloud_id, e164) → accounts.
+#
+# The guard: every distinct number that appears in an account's books is recorded once in
+# smart_seen_numbers (write_contacts). At most `per_day` of them are let through (granted) in
+# any 24 hours, oldest first; the rest wait for the window. So uploading a whole numbering plan
+# reveals nothing beyond the daily allowance, and numbers the account already had never count
+# again.
+
+
+def smart_contacts(caller: Caller, device: DeviceRow, settings: Settings) -> dict[str, list[dict]]:
+    """contactId → [{entryId, number, username, sip_uri}] for the device's matching entries."""
+    grant_pending(caller.account_id, settings.smart_new_numbers_per_day)
+    rows = repository.smart_matches(
+        device.pk, caller.account_id, caller.cloud_id, list(caller.phone_numbers)
+    )
+    smart: dict[str, list[dict]] = {}
+    for contact_id, entry_id, number, username, sip_uri in rows:
+        smart.setdefault(contact_id, []).append(
+            {"entryId": entry_id, "number": number, "username": username, "sip_uri": sip_uri}
+        )
+    return smart
+
+
+def grant_pending(account_id: int, per_day: int) -> None:
+    """Let waiting numbers through, oldest first, as far as the 24-hour allowance reaches."""
+    if not repository.has_pending_numbers(account_id):
+        return
+    if per_day - repository.granted_in_last_day(account_id) <= 0:
+        return
+    # Two requests of one account granting at once must not both spend the same allowance:
+    # take the account's lock, then look again.
+    repository.lock_account_grants(account_id)
+    budget = per_day - repository.granted_in_last_day(account_id)
+    if budget > 0:
+        repository.grant_oldest_pending(account_id, budget)

@@ -1,4 +1,6 @@
-"""The SSO service's collaborators, built once per app and reached through current_app."""
+"""The SSO service's per-app state: its settings and the collaborators built from them (Redis,
+the token store, limiter, definition source, ext-auth client), once per app (so once per
+worker), reached through current_app."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import threading
 from dataclasses import dataclass
 
 import redis
-from flask import current_app
+from flask import Flask, current_app
 
 from sso_service.definitions import DefinitionSource, load_clouds_file
 from sso_service.ext_auth import ExtAuthClient
@@ -15,9 +17,11 @@ from sso_service.settings import Settings
 from sso_service.token_store import TokenStore, connect
 from sso_service.upstream import UpstreamClient
 
+_EXTENSION = "sso"
+
 
 @dataclass
-class Services:
+class AppState:
     settings: Settings
     redis: redis.Redis
     tokens: TokenStore
@@ -29,7 +33,7 @@ class Services:
     login_slots: threading.BoundedSemaphore
 
     @classmethod
-    def build(cls, settings: Settings) -> Services:
+    def build(cls, settings: Settings) -> AppState:
         client = connect(settings.redis_url)
         upstream = UpstreamClient(
             ca_bundle=settings.ca_bundle, allow_private=settings.allow_private_upstreams
@@ -59,5 +63,12 @@ class Services:
         )
 
 
-def services() -> Services:
-    return current_app.extensions["sso"]
+def init_app_state(app: Flask, settings: Settings) -> AppState:
+    """Build the state from `settings` and attach it to `app`."""
+    app.extensions[_EXTENSION] = state = AppState.build(settings)
+    return state
+
+
+def app_state(app: Flask | None = None) -> AppState:
+    """The state of `app` (the current app when None)."""
+    return (app or current_app).extensions[_EXTENSION]
