@@ -15,11 +15,11 @@ from contacts_service.checksums import (
     block_key_range,
     contact_checksum,
 )
-from contacts_service.phone import normalise_region, to_e164
 from contacts_service.repository import DeviceRow
-from contacts_service.schemas import DEVICE_ID
+from contacts_service.schemas import valid_device_id
 from contacts_service.settings import Settings
 from shared.errors import ApiError
+from shared.phone import normalise_region, to_e164
 
 
 @dataclass(frozen=True)
@@ -179,10 +179,6 @@ def _too_many(settings: Settings) -> ApiError:
         f"A device holds at most {settings.max_contacts_per_device} contacts.",
         {"contact_count": [f"At most {settings.max_contacts_per_device}."]},
     )
-
-
-def valid_device_id(device_id: str) -> bool:
-    return DEVICE_ID.fullmatch(device_id) is not None
 
 
 def device_or_404(caller: Caller, device_id: str) -> DeviceRow:

@@ -13,10 +13,11 @@ from sqlalchemy import text
 
 from contacts_service import pg_deadline
 from contacts_service.extensions import db, migrate
-from contacts_service.openapi import build_spec
 from contacts_service.settings import Settings
 from contacts_service.state import app_state, init_app_state
 from contacts_service.views import register_blueprints
+from shared.body import register_body_limit
+from shared.compression import register_compression
 from shared.errors import error_response, register_error_handlers
 from shared.logging import configure_logging
 from shared.metrics import register_metrics
@@ -46,9 +47,21 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
     register_blueprints(app)
     register_health(app, {"postgresql": check_database, "sso": check_sso})
     register_metrics(app, "contacts")
-    register_openapi(app, build_spec)
+    register_openapi(
+        app,
+        title="Contact Sync Contacts service",
+        description=(
+            "Per-device address books (Acrobits Contacts JSON) with checksum sync, incremental"
+            " fetch and Smart Contacts. Every /v1 request carries `Authorization: Bearer"
+            " <token>` from the SSO service. Request bodies may be gzip-encoded; answers over"
+            " 1 KiB are gzip-encoded for clients that accept it. Every error uses {error,"
+            " message, details}."
+        ),
+        security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
+    )
     configure_cors(app, settings.cors_origins)
     register_security_headers(app)
+    register_compression(app)
     register_unit_of_work(app)  # last, so its after_request runs first
     return app
 
@@ -60,7 +73,10 @@ def _settings(config: Settings | Mapping[str, str] | None) -> Settings:
 
 
 def configure_app(app: Flask, settings: Settings) -> None:
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    register_body_limit(app, settings.max_body_bytes)
+    # Read by the contact schema (contacts_service/schemas.py: contact_limits).
+    app.config["CONTACTS_MAX_ENTRIES_PER_CONTACT"] = settings.max_entries_per_contact
+    app.config["CONTACTS_MAX_CONTACT_BYTES"] = settings.max_contact_bytes
     app.json.sort_keys = False
     app.json.ensure_ascii = False
 

@@ -12,10 +12,10 @@ from flask import g, request
 
 from contacts_service import repository
 from contacts_service.address_book import Caller
-from contacts_service.phone import region_of_numbers, to_e164
 from contacts_service.sso_client import SsoUnavailable
 from contacts_service.state import app_state
 from shared.errors import ApiError
+from shared.phone import region_of_numbers, to_e164
 
 log = logging.getLogger(__name__)
 

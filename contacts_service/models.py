@@ -16,7 +16,7 @@
   pruned and devices.log_floor remembers the newest pruned revision (older `since` → 410).
 - contact_numbers: the E.164 form of every tel entry, for the Smart Contacts join.
   E.164 columns are `text` (migration 0002): possible numbers reach 18 characters
-  (+49123456789012345), and the code bounds what it parses (contacts_service.phone).
+  (+49123456789012345), and the code bounds what it parses (shared.phone).
 - smart_seen_numbers: every number an account's books ever contained, with the time it was let
   through the enumeration guard (granted_at NULL = still waiting for the 24-hour window).
 """

@@ -120,6 +120,23 @@ def list_devices(account_id: int) -> list[DeviceRow]:
     return [_device(row) for row in rows]
 
 
+_DEVICE_LOCK_NAMESPACE = 0x43534456  # "CSDV"
+
+
+def lock_account(account_id: int) -> None:
+    """Serialise registrations of one account's devices until commit (a transaction-scoped
+    advisory lock: nothing outlives the transaction, so it also holds behind PgBouncer)."""
+    _execute(
+        "SELECT pg_advisory_xact_lock(:ns, CAST(:a AS integer))",
+        ns=_DEVICE_LOCK_NAMESPACE,
+        a=account_id % 2_147_483_647,
+    )
+
+
+def device_count(account_id: int) -> int:
+    return _execute("SELECT count(*) FROM devices WHERE account_id = :a", a=account_id).scalar()
+
+
 def get_device(account_id: int, device_id: str, lock: bool = False) -> DeviceRow | None:
     """The device of this account; with lock=True the row is locked until commit, which is
     what serialises concurrent writes to one address book."""

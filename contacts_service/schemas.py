@@ -1,7 +1,11 @@
-"""Marshmallow schemas: request validation, and the response shapes the OpenAPI spec documents.
+"""Marshmallow schemas of the Contacts service: request bodies and queries, and the answers the
+OpenAPI document describes.
 
-Validation never rewrites a contact: the view validates with these schemas and stores the object
-exactly as it was parsed, so unknown keys and key order survive (see models.Contact).
+One definition of a valid contact: the rule functions below are what both the schema and the
+upload fast path apply (tests/contacts_service/test_contact_fast_path.py checks they agree on
+random bodies). Validation never rewrites a contact: the view stores the object exactly as it
+was parsed, so unknown keys and key order survive. Text is already valid Unicode here (the
+body reader refuses unpaired surrogates), so these rules only add what each field needs.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 
+from flask import current_app, has_app_context
 from marshmallow import (
     EXCLUDE,
     INCLUDE,
@@ -21,17 +26,13 @@ from marshmallow import (
 )
 
 from contacts_service.checksums import MAX_BITS, parse_block_id
-from shared.errors import ApiError, flatten_validation_messages
+from shared import text
+from shared.text import validator
 
-# Identifiers are matched over the whole string: \A...\Z, and callers use fullmatch (`$`
-# would also match before a trailing newline, so "abc\n" would pass).
-DEVICE_ID = re.compile(r"\A[A-Za-z0-9_.:-]{1,128}\Z")
-# contactId / entryId: API.md gives no character class, only "1-256 chars"; any Unicode text
-# is an id (no folding: fullwidth U+FF11 and "1" are two ids) except control characters
-# (C0, DEL, C1). Those are refused: contactIds frame the block-checksum lines
-# (contactId TAB checksum LF), and a TAB or LF inside an id would make two different blocks
-# hash alike.
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Identifiers are matched over the whole string (fullmatch): `$` would also match before a
+# trailing newline, so "abc\n" would pass.
+DEVICE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+DEVICE_ID_PARAMETER = {"type": "string", "pattern": r"^[A-Za-z0-9_.:-]{1,128}$"}
 ENTRY_TYPES = ("tel", "email", "url")
 
 # The Acrobits Contacts JSON keys that hold one string each (null is accepted as "not set").
@@ -62,37 +63,71 @@ ACROBITS_STRING_KEYS = (
 )
 ADDRESS_STRING_KEYS = ("label", "type", "street", "city", "state", "zip", "country", "countryCode")
 
-
-# For the OpenAPI document: what _storable_text and _identifier_text enforce, as JSON Schema
-# patterns.
-_NO_NUL = {"pattern": "^[^\\u0000]*$"}
-_NO_CONTROL = {"pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"}
-
-
-def _storable_text(value: str) -> None:
-    # PostgreSQL text cannot hold U+0000 or unpaired surrogates; inside a contact's JSON they
-    # are stored escaped, but values kept in their own columns (ids, checksums, names) must be
-    # plain Unicode text.
-    if "\x00" in value:
-        raise ValidationError("Must not contain the character U+0000.")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError("Contains an unpaired surrogate.") from None
+# The app's per-contact limits live in its config (set from CONTACTS_MAX_ENTRIES_PER_CONTACT
+# and CONTACTS_MAX_CONTACT_BYTES by the app factory); these are the defaults.
+MAX_ENTRIES = 500
+MAX_CONTACT_BYTES = 65_536
 
 
-def _identifier_text(value: str) -> None:
-    """contactId and entryId: storable text without control characters (see above)."""
-    _storable_text(value)
-    character = CONTROL_CHARACTERS.search(value)
-    if character is not None:
-        raise ValidationError(
-            f"Must not contain control characters (found U+{ord(character.group()):04X})."
-        )
+def contact_limits() -> tuple[int, int]:
+    """(entries per contact, bytes of JSON per contact) of the current app."""
+    if not has_app_context():
+        return MAX_ENTRIES, MAX_CONTACT_BYTES
+    config = current_app.config
+    return (
+        config.get("CONTACTS_MAX_ENTRIES_PER_CONTACT", MAX_ENTRIES),
+        config.get("CONTACTS_MAX_CONTACT_BYTES", MAX_CONTACT_BYTES),
+    )
+
+
+def valid_device_id(value: str) -> bool:
+    return DEVICE_ID.fullmatch(value) is not None
+
+
+def device_id_problem(value: str) -> str | None:
+    return None if valid_device_id(value) else "1-128 characters of A-Z a-z 0-9 _ . : -"
+
+
+# --- the rules of a valid contact ------------------------------------------------------------
+#
+# contactId / entryId: API.md gives no character class, only "1-256 chars"; any Unicode text is
+# an id (no folding: fullwidth U+FF11 and "1" are two ids) except control characters (C0, DEL,
+# C1). contactIds frame the block-checksum lines (contactId TAB checksum LF), and a TAB or LF
+# inside an id would make two different blocks hash alike.
+
+
+def _length(value: str, low: int, high: int) -> str | None:
+    if not low <= len(value) <= high:
+        return f"Length must be between {low} and {high}."
+    return None
+
+
+def contact_id_problem(value: str) -> str | None:
+    return _length(value, 1, 256) or text.control_characters(value)
+
+
+def checksum_problem(value: str) -> str | None:
+    # Stored in a column of its own: PostgreSQL text cannot hold U+0000.
+    return _length(value, 1, 256) or text.storable_text(value)
+
+
+def entry_id_problem(value: str) -> str | None:
+    return text.control_characters(value)
+
+
+def contact_size(contact: dict) -> int:
+    """Bytes of the contact as compact UTF-8 JSON (ValueError for NaN, RecursionError for
+    absurd nesting)."""
+    return len(
+        json.dumps(contact, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    )
 
 
 def _optional_string(**kwargs) -> fields.String:
     return fields.String(allow_none=True, **kwargs)
+
+
+_NO_CONTROL = {"pattern": text.NO_CONTROL_PATTERN}
 
 
 class ContactEntrySchema(Schema):
@@ -101,7 +136,7 @@ class ContactEntrySchema(Schema):
     class Meta:
         unknown = INCLUDE
 
-    entryId = _optional_string(validate=_identifier_text, metadata=_NO_CONTROL)
+    entryId = _optional_string(validate=validator(entry_id_problem), metadata=_NO_CONTROL)
     label = _optional_string()
     type = fields.String(required=True, validate=validate.OneOf(ENTRY_TYPES))
     uri = fields.String(required=True)
@@ -124,43 +159,35 @@ class ContactSchema(Schema.from_dict({key: _optional_string() for key in ACROBIT
 
     contactId = fields.String(
         required=True,
-        validate=[validate.Length(min=1, max=256), _identifier_text],
-        metadata=_NO_CONTROL,
+        validate=validator(contact_id_problem),
+        metadata={**_NO_CONTROL, "minLength": 1, "maxLength": 256},
     )
     checksum = fields.String(
-        validate=[validate.Length(min=1, max=256), _storable_text], metadata=_NO_NUL
+        validate=validator(checksum_problem),
+        metadata={"pattern": text.NO_NUL_PATTERN, "minLength": 1, "maxLength": 256},
     )
     contactEntries = fields.List(fields.Nested(ContactEntrySchema))
     contactAddresses = fields.List(fields.Nested(ContactAddressSchema))
 
-    # Overridden per app by build_write_schemas() from the CONTACTS_MAX_* settings.
-    max_entries = 500
-    max_bytes = 65_536
-
     @validates_schema(pass_original=True)
     def _limits(self, data, original, **kwargs):
+        max_entries, max_bytes = contact_limits()
         entries = original.get("contactEntries") or []
-        if len(entries) > self.max_entries:
-            raise ValidationError(
-                f"A contact has at most {self.max_entries} entries.", "contactEntries"
-            )
+        if len(entries) > max_entries:
+            raise ValidationError(f"A contact has at most {max_entries} entries.", "contactEntries")
         try:
-            size = _size_of(original)
+            size = contact_size(original)
         except RecursionError:
             raise ValidationError("The contact is nested too deeply.", "_schema") from None
         except ValueError:
             raise ValidationError("NaN and Infinity are not JSON numbers.", "_schema") from None
-        if size > self.max_bytes:
+        if size > max_bytes:
             raise ValidationError(
-                f"A contact is at most {self.max_bytes} bytes of JSON; this one is {size}.",
-                "_schema",
+                f"A contact is at most {max_bytes} bytes of JSON; this one is {size}.", "_schema"
             )
 
 
-def _size_of(contact: dict) -> int:
-    text = json.dumps(contact, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    # surrogatepass: unpaired surrogates are reported as invalid text later, not crash here.
-    return len(text.encode("utf-8", "surrogatepass"))
+# --- the fast path ---------------------------------------------------------------------------
 
 
 def _optional_strings(mapping: dict, keys) -> bool:
@@ -171,29 +198,23 @@ def _optional_strings(mapping: dict, keys) -> bool:
     return True
 
 
-def _plainly_valid(contact, schema_class) -> bool:
-    """True when `contact` obviously passes `schema_class`; False means "ask marshmallow".
-
-    Only a fast path for the common case of a valid upload: it accepts a subset of what the
-    schema accepts, and anything it is unsure about is validated (and reported) by marshmallow.
-    """
+def plainly_valid(contact: object, max_entries: int, max_bytes: int) -> bool:
+    """True when `contact` passes ContactSchema; False means "ask marshmallow", which then
+    reports what is wrong. The same rule functions as the schema, without building a Python
+    object per field, for uploads of 50,000 contacts."""
     if not isinstance(contact, dict):
         return False
     contact_id = contact.get("contactId")
-    if (
-        not isinstance(contact_id, str)
-        or not 1 <= len(contact_id) <= 256
-        or CONTROL_CHARACTERS.search(contact_id)
-    ):
+    if not isinstance(contact_id, str) or contact_id_problem(contact_id):
         return False
     if "checksum" in contact:
         checksum = contact["checksum"]
-        if not isinstance(checksum, str) or not 1 <= len(checksum) <= 256 or "\x00" in checksum:
+        if not isinstance(checksum, str) or checksum_problem(checksum):
             return False
     if not _optional_strings(contact, ACROBITS_STRING_KEYS):
         return False
     entries = contact.get("contactEntries", [])
-    if not isinstance(entries, list) or len(entries) > schema_class.max_entries:
+    if not isinstance(entries, list) or len(entries) > max_entries:
         return False
     for entry in entries:
         if (
@@ -201,8 +222,10 @@ def _plainly_valid(contact, schema_class) -> bool:
             or entry.get("type") not in ENTRY_TYPES
             or not isinstance(entry.get("uri"), str)
             or not _optional_strings(entry, ("entryId", "label"))
-            or CONTROL_CHARACTERS.search(entry.get("entryId") or "")
         ):
+            return False
+        entry_id = entry.get("entryId")
+        if entry_id is not None and entry_id_problem(entry_id):
             return False
     addresses = contact.get("contactAddresses", [])
     if not isinstance(addresses, list):
@@ -211,16 +234,21 @@ def _plainly_valid(contact, schema_class) -> bool:
         if not isinstance(address, dict) or not _optional_strings(address, ADDRESS_STRING_KEYS):
             return False
     try:
-        return _size_of(contact) <= schema_class.max_bytes
+        return contact_size(contact) <= max_bytes
     except (RecursionError, ValueError):
         return False
 
 
 class ContactField(fields.Nested):
-    """A contact in a batch: valid ones pass through untouched (same object, same key order)."""
+    """A contact in a batch: valid ones pass through untouched (same object, same key order);
+    `fast=False` always asks the schema (the differential test's reference)."""
+
+    def __init__(self, *args, fast: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fast = fast
 
     def _deserialize(self, value, attr, data, partial=None, **kwargs):
-        if _plainly_valid(value, type(self.schema)):
+        if self.fast and plainly_valid(value, *contact_limits()):
             return value
         super()._deserialize(value, attr, data, partial=partial, **kwargs)
         return value
@@ -246,7 +274,10 @@ class PatchContactsSchema(Schema):
     # Ids to delete only need to be storable: a contact stored before control characters were
     # refused in contactIds can still be deleted (deleting an unknown id is not an error).
     delete = fields.List(
-        fields.String(validate=[validate.Length(min=1, max=256), _storable_text], metadata=_NO_NUL),
+        fields.String(
+            validate=[validate.Length(min=1, max=256), validator(text.storable_text)],
+            metadata={"pattern": text.NO_NUL_PATTERN},
+        ),
         load_default=list,
     )
 
@@ -287,26 +318,6 @@ class PutContactsSchema(Schema):
             raise ValidationError({"contacts": errors})
 
 
-def build_write_schemas(
-    max_entries: int, max_bytes: int
-) -> tuple[PatchContactsSchema, PutContactsSchema]:
-    """PATCH and PUT body schemas enforcing this deployment's per-contact limits."""
-
-    class LimitedContactSchema(ContactSchema):
-        pass
-
-    LimitedContactSchema.max_entries = max_entries
-    LimitedContactSchema.max_bytes = max_bytes
-
-    class LimitedPatchSchema(PatchContactsSchema):
-        upsert = fields.List(ContactField(LimitedContactSchema), load_default=list)
-
-    class LimitedPutSchema(PutContactsSchema):
-        contacts = fields.List(ContactField(LimitedContactSchema), required=True)
-
-    return LimitedPatchSchema(), LimitedPutSchema()
-
-
 class DeviceBodySchema(Schema):
     """PUT /v1/devices/{id} body; every field optional, the body itself too."""
 
@@ -314,18 +325,22 @@ class DeviceBodySchema(Schema):
         unknown = EXCLUDE
 
     name = fields.String(
-        allow_none=True, validate=[validate.Length(max=256), _storable_text], metadata=_NO_NUL
+        allow_none=True,
+        validate=[validate.Length(max=256), validator(text.storable_text)],
+        metadata={"pattern": text.NO_NUL_PATTERN},
     )
     platform = fields.String(
-        allow_none=True, validate=[validate.Length(max=64), _storable_text], metadata=_NO_NUL
+        allow_none=True,
+        validate=[validate.Length(max=64), validator(text.storable_text)],
+        metadata={"pattern": text.NO_NUL_PATTERN},
     )
 
 
 class DeviceIdSchema(Schema):
-    device_id = fields.String(
-        required=True,
-        validate=validate.Regexp(DEVICE_ID, error="1-128 characters of A-Z a-z 0-9 _ . : -"),
-    )
+    """A device_id from a path, where an invalid one is a 422 (registration); elsewhere a
+    device with an invalid id cannot exist, so it is a 404."""
+
+    device_id = fields.String(required=True, validate=validator(device_id_problem))
 
 
 class ChecksumsQuerySchema(Schema):
@@ -334,8 +349,17 @@ class ChecksumsQuerySchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    blocks = fields.Integer(strict=False, validate=validate.Range(min=1, max=MAX_BITS))
-    block = fields.String()
+    blocks = fields.Integer(
+        strict=False,
+        validate=validate.Range(min=1, max=MAX_BITS),
+        metadata={"description": "Group contacts by the top `blocks` bits of SHA-256(contactId)."},
+    )
+    block = fields.String(
+        metadata={
+            "description": "Only with blocks: one block id, ceil(blocks/4) hex digits.",
+            "pattern": "^[0-9a-fA-F]{1,4}$",
+        }
+    )
 
     @validates_schema
     def _block_needs_bits(self, data, **kwargs):
@@ -357,10 +381,14 @@ class ContactsQuerySchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    since = fields.Integer(strict=False, validate=validate.Range(min=0))
+    since = fields.Integer(
+        strict=False,
+        validate=validate.Range(min=0),
+        metadata={"description": "Only what changed after this revision."},
+    )
 
 
-# --- response shapes (documentation for /openapi.json) ---------------------------------------
+# --- answers (the OpenAPI document) ----------------------------------------------------------
 
 
 class DeviceSchema(Schema):
@@ -392,22 +420,25 @@ class SmartMatchSchema(Schema):
     sip_uri = fields.String(allow_none=True)
 
 
-class SmartSchema(Schema):
-    smart = fields.Dict(
+def _smart_map(**kwargs) -> fields.Dict:
+    return fields.Dict(
         keys=fields.String(),
         values=fields.List(fields.Nested(SmartMatchSchema)),
         required=True,
         metadata={"description": "contactId → matches; contacts without a match have no key."},
+        **kwargs,
     )
+
+
+class SmartSchema(Schema):
+    smart = _smart_map()
 
 
 class ContactsSchema(Schema):
     revision = fields.Integer(required=True)
     contacts = fields.List(fields.Nested(ContactSchema), required=True)
     deleted = fields.List(fields.String(), metadata={"description": "Only with ?since="})
-    smart = fields.Dict(
-        keys=fields.String(), values=fields.List(fields.Nested(SmartMatchSchema)), required=True
-    )
+    smart = _smart_map()
 
 
 class ChecksumsSchema(Schema):
@@ -415,22 +446,3 @@ class ChecksumsSchema(Schema):
     checksums = fields.Dict(keys=fields.String(), values=fields.String())
     bits = fields.Integer()
     blocks = fields.Dict(keys=fields.String(), values=fields.String())
-
-
-class ErrorSchema(Schema):
-    error = fields.String(required=True)
-    message = fields.String(required=True)
-    details = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
-
-
-def load_or_422(schema: Schema, data):
-    """Load `data` with `schema`, or ApiError 422 validation_error naming each failing path."""
-    try:
-        return schema.load(data)
-    except ValidationError as exc:
-        details = {}
-        for path, messages in flatten_validation_messages(exc.messages).items():
-            # A whole-object error belongs to the object's own path ("upsert.3"), not "._schema".
-            key = path.removesuffix("._schema") if path != "_schema" else "body"
-            details.setdefault(key, []).extend(messages)
-        raise ApiError(422, "validation_error", "The request failed validation.", details) from None

@@ -36,6 +36,7 @@ class Settings:
     max_contacts_per_device: int = 50_000
     max_entries_per_contact: int = 500
     max_contact_bytes: int = 65_536
+    max_devices_per_account: int = 100
     db_pool_size: int = 10
     db_statement_timeout_seconds: float = 15.0
     cors_origins: list[str] = field(default_factory=list)
@@ -87,6 +88,9 @@ class Settings:
             ),
             max_contact_bytes=env_int(
                 "CONTACTS_MAX_CONTACT_BYTES", 65_536, environ=environ, minimum=256
+            ),
+            max_devices_per_account=env_int(
+                "CONTACTS_MAX_DEVICES_PER_ACCOUNT", 100, environ=environ, minimum=1
             ),
             db_pool_size=env_int("CONTACTS_DB_POOL_SIZE", 10, environ=environ, minimum=1),
             db_statement_timeout_seconds=env_float(

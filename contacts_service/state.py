@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app
 
-from contacts_service.schemas import PatchContactsSchema, PutContactsSchema, build_write_schemas
 from contacts_service.settings import Settings
 from contacts_service.sso_client import SsoClient
 
@@ -18,14 +17,9 @@ _EXTENSION = "contacts_service"
 class AppState:
     settings: Settings
     sso: SsoClient
-    patch_schema: PatchContactsSchema
-    put_schema: PutContactsSchema
 
     @classmethod
     def build(cls, settings: Settings) -> AppState:
-        patch_schema, put_schema = build_write_schemas(
-            settings.max_entries_per_contact, settings.max_contact_bytes
-        )
         return cls(
             settings=settings,
             sso=SsoClient(
@@ -36,8 +30,6 @@ class AppState:
                 ca_bundle=settings.sso_ca_bundle,
                 cache_seconds=settings.introspection_cache_seconds,
             ),
-            patch_schema=patch_schema,
-            put_schema=put_schema,
         )
 
 

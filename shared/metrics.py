@@ -19,6 +19,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from shared.contract import Answer, declare
+
 REQUESTS = Counter(
     "http_requests_total",
     "HTTP requests answered, by service, endpoint, method and status.",
@@ -69,8 +71,12 @@ def register_metrics(app: Flask, service: str) -> None:
             LATENCY.labels(service, endpoint, method).observe(time.perf_counter() - started)
         return response
 
+    @declare(
+        answers=[Answer(200, None, "Prometheus text format", media=CONTENT_TYPE_LATEST)],
+        tags=["operations"],
+    )
     def metrics():
-        """Prometheus metrics of this service."""
+        """Prometheus metrics of this service (every worker's, aggregated)."""
         return Response(generate_latest(_registry()), mimetype=CONTENT_TYPE_LATEST)
 
     app.add_url_rule("/metrics", "metrics", metrics, methods=["GET"])

@@ -9,21 +9,37 @@ from collections.abc import Callable
 
 from flask import Flask, jsonify
 from flask_cors import CORS
+from marshmallow import Schema, fields
 
+from shared.contract import Answer, Failure, declare
 from shared.errors import error_response
+from shared.openapi import build_document
 
 log = logging.getLogger(__name__)
 
 ReadinessCheck = Callable[[], None]  # raises on failure
 
 
+class HealthSchema(Schema):
+    status = fields.String(required=True, metadata={"example": "ok"})
+    checks = fields.Dict(
+        keys=fields.String(), values=fields.String(), metadata={"description": "Only /readyz."}
+    )
+
+
 def register_health(app: Flask, checks: dict[str, ReadinessCheck]) -> None:
     """/healthz answers while the process is alive; /readyz runs each dependency check."""
 
+    @declare(answers=[Answer(200, HealthSchema, "Alive")], tags=["operations"])
     def healthz():
-        """Liveness: the process answers."""
+        """Liveness: the process answers (no dependency is asked)."""
         return jsonify(status="ok")
 
+    @declare(
+        answers=[Answer(200, HealthSchema, "Every dependency answers")],
+        failures=[Failure(503, "unavailable", "A dependency failed; `details` names it")],
+        tags=["operations"],
+    )
     def readyz():
         """Readiness: every dependency answers."""
         failed = {}
@@ -42,15 +58,21 @@ def register_health(app: Flask, checks: dict[str, ReadinessCheck]) -> None:
     app.add_url_rule("/readyz", "readyz", readyz, methods=["GET"])
 
 
-def register_openapi(app: Flask, build_spec: Callable[[], dict]) -> None:
-    """Serve the service's OpenAPI 3 document, built once on first request."""
+def register_openapi(
+    app: Flask, *, title: str, description: str, security_schemes: dict[str, dict]
+) -> None:
+    """Serve the service's OpenAPI 3 document, built from its routes' contracts on first
+    request (every route is registered by then)."""
     cache: dict[str, dict] = {}
 
+    @declare(answers=[Answer(200, None, "The OpenAPI 3 document")], tags=["operations"])
     def openapi():
         """The OpenAPI 3 document of this service."""
-        if "spec" not in cache:
-            cache["spec"] = build_spec()
-        return jsonify(cache["spec"])
+        if "document" not in cache:
+            cache["document"] = build_document(
+                app, title=title, description=description, security_schemes=security_schemes
+            )
+        return jsonify(cache["document"])
 
     app.add_url_rule("/openapi.json", "openapi", openapi, methods=["GET"])
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import escape as _xml_escape
 
-import phonenumbers
 from defusedxml import ElementTree as SafeET
 from prometheus_client import Counter, Histogram
 
+from shared import phone
 from sso_service.upstream import Request, UpstreamClient, UpstreamFailure
 
 log = logging.getLogger(__name__)
@@ -270,26 +270,9 @@ def _parse_xml(body: bytes) -> tuple[list[str], Any]:
 
 
 def normalise_numbers(raw: list[str], region: str | None) -> list[str]:
-    """E.164 forms of the possible numbers, in order, without duplicates; others dropped."""
-    normalised: list[str] = []
-    # Dropped entries cost a parse too: a 1 MiB answer of 170,000 short strings would take
-    # seconds of CPU, so only the first entries are looked at.
-    for value in raw[: MAX_NUMBERS * 2]:
-        value = value.strip()
-        if not value or len(value) > 64:
-            continue
-        try:
-            number = phonenumbers.parse(value, region)
-        except phonenumbers.NumberParseException:
-            continue
-        if not phonenumbers.is_possible_number(number):
-            continue
-        e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-        if e164 not in normalised:
-            normalised.append(e164)
-        if len(normalised) >= MAX_NUMBERS:
-            break
-    return normalised
+    """E.164 forms of the possible numbers, in order, without duplicates; others dropped (the
+    rule both services share, shared/phone.py)."""
+    return phone.normalise_numbers(raw, region, MAX_NUMBERS)
 
 
 def parse_answer(content_type: str | None, body: bytes, region: str | None) -> AuthResult:

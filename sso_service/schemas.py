@@ -3,41 +3,11 @@ response shapes the OpenAPI document describes."""
 
 from __future__ import annotations
 
-import re
+from marshmallow import EXCLUDE, Schema, fields, post_load, validate
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
-
+from shared import text
+from shared.text import validator
 from sso_service.ext_auth import Definition
-
-# The patterns are for the OpenAPI document; the validators apply them with fullmatch/search,
-# which (unlike `$` with re.match) do not let a trailing newline through.
-# At least one character that is not a dot: `.` and `..` are refused (they are path segments).
-CLOUD_ID_PATTERN = r"^[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*$"
-NO_CONTROL_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f]*$"
-_CLOUD_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def _no_control_characters(value: str) -> None:
-    if _CONTROL.search(value):
-        raise ValidationError("Must not contain control characters.")
-
-
-def _cloud_id(value: str) -> None:
-    if not _CLOUD_ID.fullmatch(value):
-        raise ValidationError("Must be 1-64 characters of [A-Za-z0-9_.-].")
-    if not value.strip("."):
-        # `.` and `..` are path segments of their own: they would walk the portal URL's path.
-        raise ValidationError("Must not consist of dots only.")
-
-
-def _unicode_text(value: str) -> None:
-    # JSON can carry unpaired surrogates ("\ud800"); they cannot be encoded for the provider's
-    # service or for Redis, so they are a field error, not a crash.
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError("Contains an unpaired surrogate.") from None
 
 
 class LoginSchema(Schema):
@@ -48,24 +18,26 @@ class LoginSchema(Schema):
 
     username = fields.String(
         required=True,
-        validate=[validate.Length(min=1, max=128), _no_control_characters, _unicode_text],
+        validate=validator(text.username),
         metadata={
             "description": "SIP username (1-128 characters, no control characters).",
-            "pattern": NO_CONTROL_PATTERN,
+            "pattern": text.NO_CONTROL_PATTERN,
+            "minLength": 1,
+            "maxLength": 128,
         },
     )
     password = fields.String(
         required=True,
-        validate=[validate.Length(min=1, max=1024), _unicode_text],
+        validate=validate.Length(min=1, max=1024),
         load_only=True,
         metadata={"description": "SIP password; never logged, stored or echoed."},
     )
     cloud_id = fields.String(
         required=True,
-        validate=_cloud_id,
+        validate=validator(text.cloud_id),
         metadata={
             "description": "The provider's Cloud ID (1-64 characters, not only dots).",
-            "pattern": CLOUD_ID_PATTERN,
+            "pattern": text.CLOUD_ID_PATTERN,
             "minLength": 1,
             "maxLength": 64,
         },
@@ -73,10 +45,10 @@ class LoginSchema(Schema):
     host = fields.String(
         load_default=None,
         allow_none=True,
-        validate=[validate.Length(max=255), _no_control_characters, _unicode_text],
+        validate=[validate.Length(max=255), validator(text.control_characters)],
         metadata={
             "description": "SIP domain, optional; fills %host% in the definition.",
-            "pattern": NO_CONTROL_PATTERN,
+            "pattern": text.NO_CONTROL_PATTERN,
         },
     )
 
@@ -116,12 +88,6 @@ class IntrospectionResponseSchema(Schema):
 
 class RevokeResponseSchema(Schema):
     """An empty object: revocation answers 200 whether or not the token was known."""
-
-
-class ErrorSchema(Schema):
-    error = fields.String(required=True, metadata={"example": "invalid_request"})
-    message = fields.String(required=True)
-    details = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
 
 
 class DefinitionSchema(Schema):

@@ -5,60 +5,131 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from contacts_service import address_book
+from contacts_service.api import DEVICE_PATH, NO_DEVICE, api
 from contacts_service.auth import caller
-from contacts_service.schemas import ChecksumsQuerySchema, ContactsQuerySchema, load_or_422
+from contacts_service.schemas import (
+    ChecksumsQuerySchema,
+    ChecksumsSchema,
+    ContactsQuerySchema,
+    ContactsSchema,
+    PatchContactsSchema,
+    PutContactsSchema,
+    WriteResultSchema,
+)
 from contacts_service.state import app_state
-from shared.errors import json_object
+from shared.contract import Answer, Failure
 
 bp = Blueprint("contacts", __name__, url_prefix="/devices/<device_id>")
 
-_checksums_query = ChecksumsQuerySchema()
-_contacts_query = ContactsQuerySchema()
 
+@api.route(
+    bp,
+    "/checksums",
+    "GET",
+    path=DEVICE_PATH,
+    query=ChecksumsQuerySchema(),
+    answers=[Answer(200, ChecksumsSchema, "Checksums")],
+    failures=[NO_DEVICE],
+    tags=["contacts"],
+)
+def get_checksums(device_id: str, query: dict):
+    """Checksums of the device's contacts, or of blocks of them.
 
-@bp.get("/checksums")
-def get_checksums(device_id: str):
-    """Per-contact checksums, or block checksums with ?blocks=<bits>[&block=<id>]."""
-    query = load_or_422(_checksums_query, request.args)
+    No parameters: every contactId → checksum. `blocks=<bits>` (1 to 16): block id (top bits
+    of SHA-256(contactId), lowercase hex, ceil(bits/4) digits) → SHA-256 over
+    `contactId\tchecksum\n` lines in bytewise contactId order; empty blocks omitted.
+    `blocks=<bits>&block=<id>`: the per-contact checksums of that block only."""
     listing = address_book.checksum_listing(
         caller(), device_id, query.get("blocks"), query.get("block")
     )
     return jsonify(listing)
 
 
-@bp.patch("/contacts")
-def patch_contacts(device_id: str):
-    """Upsert and delete contacts in one transaction."""
-    state = app_state()
-    body = load_or_422(state.patch_schema, json_object())
+_WRITE_FAILURES = [
+    NO_DEVICE,
+    Failure(422, "too_many_contacts", "The device would hold more than its limit"),
+]
+
+
+@api.route(
+    bp,
+    "/contacts",
+    "PATCH",
+    path=DEVICE_PATH,
+    body=PatchContactsSchema(),
+    answers=[Answer(200, WriteResultSchema, "Applied, all or nothing")],
+    failures=_WRITE_FAILURES,
+    tags=["contacts"],
+)
+def patch_contacts(device_id: str, body: dict):
+    """Upsert and delete contacts in one transaction.
+
+    Counts: `upserted` = created or checksum differs; `unchanged` = same checksum (not
+    rewritten); `deleted` = existed and gone. The revision grows by one when anything changed.
+    Unknown top-level keys are a 422; unknown keys inside a contact are kept. A contact without
+    `checksum` gets the computed one (first 16 hex of SHA-256 over canonical JSON: sorted keys,
+    no whitespace, raw UTF-8) appended as its last key."""
     result = address_book.write_contacts(
-        caller(), device_id, body["upsert"], body["delete"], replace=False, settings=state.settings
+        caller(),
+        device_id,
+        body["upsert"],
+        body["delete"],
+        replace=False,
+        settings=app_state().settings,
     )
     return jsonify(result)
 
 
-@bp.put("/contacts")
-def put_contacts(device_id: str):
-    """Replace the device's whole address book."""
-    state = app_state()
-    body = load_or_422(state.put_schema, json_object())
+@api.route(
+    bp,
+    "/contacts",
+    "PUT",
+    path=DEVICE_PATH,
+    body=PutContactsSchema(),
+    answers=[Answer(200, WriteResultSchema, "Applied, all or nothing")],
+    failures=_WRITE_FAILURES,
+    tags=["contacts"],
+)
+def put_contacts(device_id: str, body: dict):
+    """Replace the device's whole address book with the given list."""
     result = address_book.write_contacts(
-        caller(), device_id, body["contacts"], [], replace=True, settings=state.settings
+        caller(), device_id, body["contacts"], [], replace=True, settings=app_state().settings
     )
     return jsonify(result)
 
 
-@bp.get("/contacts")
-def get_contacts(device_id: str):
-    """All contacts (or those changed ?since=<revision>) with Smart Contacts; ETag/304."""
-    since = load_or_422(_contacts_query, request.args).get("since")
+@api.route(
+    bp,
+    "/contacts",
+    "GET",
+    path=DEVICE_PATH,
+    query=ContactsQuerySchema(),
+    headers={"If-None-Match": {"type": "string"}},
+    answers=[
+        Answer(200, ContactsSchema, "Contacts", headers={"ETag": "Current version"}),
+        Answer(304, None, "Not modified (the If-None-Match ETag is current)"),
+    ],
+    failures=[
+        NO_DEVICE,
+        Failure(410, "revision_expired", "`since` is older than the change log: read all"),
+    ],
+    tags=["contacts"],
+)
+def get_contacts(device_id: str, query: dict):
+    """The device's contacts (or the changes since a revision) and Smart Contacts.
+
+    The ETag changes with the revision and with the Smart Contacts result; `If-None-Match`
+    with it → 304. With `since`, `contacts` holds contacts changed or added after that revision
+    and `deleted` the ids deleted after it (a contact deleted and re-added appears only in
+    `contacts`); `smart` is always the complete map. A `since` older than the change log
+    (CONTACTS_CHANGE_LOG_DAYS) or newer than the current revision → 410."""
+    since = query.get("since")
+    settings = app_state().settings
     who = caller()
     device = address_book.device_or_404(who, device_id)
     if since is not None:
-        address_book.check_since(device, since, app_state().settings)
-    smart_text = address_book.smart_text(
-        address_book.smart_contacts(who, device, app_state().settings)
-    )
+        address_book.check_since(device, since, settings)
+    smart_text = address_book.smart_text(address_book.smart_contacts(who, device, settings))
     etag = address_book.contacts_etag(device, since, smart_text)
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if request.if_none_match.contains_weak(etag.strip('"')):

@@ -6,10 +6,11 @@ import hmac
 
 from flask import Blueprint, jsonify, request
 
+from shared.contract import Answer, Failure
 from shared.errors import ApiError
-from sso_service.body import load_body
-from sso_service.schemas import TokenFieldSchema
-from sso_service.state import AppState, app_state
+from sso_service.api import TOO_MANY, api
+from sso_service.schemas import IntrospectionResponseSchema, TokenFieldSchema
+from sso_service.state import app_state
 
 blueprint = Blueprint("introspection", __name__)
 
@@ -17,7 +18,8 @@ blueprint = Blueprint("introspection", __name__)
 _DUMMY_SECRET = b"\x00" * 32
 
 
-def _authenticate_client(sso: AppState) -> None:
+def _authenticate_client() -> None:
+    sso = app_state()
     clients = sso.settings.introspection_clients
     auth = request.authorization
     given_id = auth.username if auth and auth.type == "basic" else None
@@ -42,12 +44,33 @@ def _authenticate_client(sso: AppState) -> None:
     )
 
 
-@blueprint.post("/v1/introspect")
-def introspect_token():
-    """Tell a trusted client whether a token is active and whose it is."""
+@api.route(
+    blueprint,
+    "/v1/introspect",
+    "POST",
+    before=_authenticate_client,
+    body=TokenFieldSchema(),
+    answers=[
+        Answer(
+            200,
+            IntrospectionResponseSchema,
+            "Active: whose token it is. Unknown, expired, revoked or malformed: only"
+            ' `{"active": false}`',
+        )
+    ],
+    failures=[
+        Failure(401, "invalid_client", "Missing or wrong client credentials"),
+        TOO_MANY,
+    ],
+    security="client",
+    tags=["tokens"],
+)
+def introspect_token(body: dict):
+    """Tell a trusted client whether a token is active and whose it is (RFC 7662 style).
+
+    The client authenticates with HTTP Basic as one of `SSO_INTROSPECTION_CLIENTS`; failed
+    client authentications are throttled per address, the right credentials always pass."""
     sso = app_state()
-    _authenticate_client(sso)
-    body = load_body(TokenFieldSchema())
     record = sso.tokens.lookup(body["token"])
     if record is None:
         return jsonify(active=False)

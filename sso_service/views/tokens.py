@@ -8,8 +8,9 @@ from collections.abc import Iterator
 
 from flask import Blueprint, jsonify, request
 
+from shared.contract import Answer, Failure
 from shared.errors import ApiError
-from sso_service.body import load_body
+from sso_service.api import TOO_MANY, api
 from sso_service.definitions import PortalError, UnknownCloud
 from sso_service.ext_auth import (
     AuthResult,
@@ -20,16 +21,42 @@ from sso_service.ext_auth import (
     UpstreamError,
 )
 from sso_service.rate_limit import Attempt
-from sso_service.schemas import LoginSchema
+from sso_service.schemas import LoginSchema, TokenResponseSchema
 from sso_service.state import AppState, app_state
 
 blueprint = Blueprint("tokens", __name__)
 
 
-@blueprint.post("/v1/tokens")
-def create_token():
-    """Log in and get the account's shared access token."""
-    body = load_body(LoginSchema())
+@api.route(
+    blueprint,
+    "/v1/tokens",
+    "POST",
+    body=LoginSchema(),
+    answers=[Answer(200, TokenResponseSchema, "Logged in: the account's shared token")],
+    failures=[
+        Failure(400, "invalid_request", "A credential holds CR or LF for a header"),
+        Failure(401, "invalid_credentials", "ext-auth answered 4xx"),
+        Failure(404, "unknown_cloud", "No External Authentication is set up for the Cloud ID"),
+        TOO_MANY,
+        Failure(
+            502,
+            "upstream_error",
+            "Portal or ext-auth unreachable, past its timeout, 5xx, or an unparseable answer",
+        ),
+        Failure(
+            503,
+            "unavailable",
+            "Too many logins of this worker are waiting for providers; see `Retry-After`",
+        ),
+    ],
+    tags=["tokens"],
+)
+def create_token(body: dict):
+    """Log in and get the account's shared access token.
+
+    The definition for `cloud_id` comes from the clouds file or the portal; ext-auth is called
+    with the credentials; while the account's token is valid every login returns it (renewed).
+    Failed logins count per account (username NFKC-casefolded), logins per client address."""
     sso = app_state()
     credentials = Credentials(
         username=body["username"],

@@ -22,6 +22,7 @@ LIMITED = {
     "CONTACTS_MAX_CONTACTS_PER_DEVICE": "5",
     "CONTACTS_MAX_ENTRIES_PER_CONTACT": "3",
     "CONTACTS_MAX_CONTACT_BYTES": "600",
+    "CONTACTS_MAX_DEVICES_PER_ACCOUNT": "3",
     "CONTACTS_SMART_NEW_NUMBERS_PER_DAY": "3",
     "CONTACTS_CHANGE_LOG_DAYS": "0",
     "CONTACTS_DEFAULT_REGION": "DE",
@@ -72,7 +73,7 @@ def contacts_server(contacts_config):
 @pytest.fixture(scope="session")
 def limited_server(contacts_config):
     """A second Contacts process with small limits, a 3-a-day Smart Contacts allowance, a
-    change log kept 0 days, a default region and CORS origins."""
+    change log kept 0 days, a default region, CORS origins and 3 devices per account."""
     server = ServiceProcess("contacts_service", {**contacts_config, **LIMITED}, workers=1).start()
     yield server
     server.stop()

@@ -6,6 +6,7 @@ import pytest
 
 from contacts_service.app import create_app
 from contacts_service.extensions import db
+from shared.openapi import openapi_path
 from tests.support.metrics import sample_value
 from tests.support.servers import free_port
 
@@ -91,6 +92,21 @@ def test_metrics_count_each_request_once_under_its_route(api, alice):
     assert alice.get("/v1/devices/no-such-device").status_code == 404
     after = read()
     assert [b - a for a, b in zip(before, after, strict=True)] == [1, 1, 0, 0]
+
+
+def test_every_route_is_in_the_document(app, api):
+    document = api.get("/openapi.json").json()
+    routes = {
+        (openapi_path(rule.rule), method.lower())
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint != "static"
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+    assert routes == {(path, method) for path, ops in document["paths"].items() for method in ops}
+    put_device = document["paths"]["/v1/devices/{device_id}"]["put"]
+    enum = put_device["responses"]["422"]["content"]["application/json"]["schema"]["allOf"][1]
+    assert enum["properties"]["error"]["enum"] == ["validation_error", "too_many_devices"]
+    assert put_device["security"] == [{"bearer": []}]
 
 
 def test_openapi_document(api):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 
@@ -87,3 +88,33 @@ def test_chunked_body_over_the_limit_is_413_too(bob):
         headers={"Content-Type": "application/json"},
     )  # fmt: skip
     assert accepted.status_code == 200 and accepted.json()["contact_count"] == 5
+
+
+def test_devices_per_account(limited, new_account):
+    api = limited.as_(new_account())
+    for n in range(3):
+        api.register(f"d{n}")
+    refused = api.put("/v1/devices/d3", json={"name": "one too many"})
+    assert refused.status_code == 422
+    assert refused.json()["error"] == "too_many_devices"
+    assert api.get("/v1/devices/d3").status_code == 404
+    assert api.put("/v1/devices/d0", json={"name": "renamed"}).status_code == 200
+    assert api.delete("/v1/devices/d1").status_code == 204
+    assert api.put("/v1/devices/d3").status_code == 201
+
+
+def test_concurrent_registrations_cannot_pass_the_device_limit(limited, new_account):
+    api = limited.as_(new_account())
+    barrier, statuses = threading.Barrier(8), []
+
+    def register(n):
+        barrier.wait()
+        statuses.append(api.put(f"/v1/devices/race{n}").status_code)
+
+    threads = [threading.Thread(target=register, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [201] * 3 + [422] * 5
+    assert len(api.get("/v1/devices").json()["devices"]) == 3

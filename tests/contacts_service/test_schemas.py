@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 import pytest
+from flask import Flask
 
+from contacts_service.api import api
 from contacts_service.schemas import (
     ChecksumsQuerySchema,
     ContactsQuerySchema,
     DeviceBodySchema,
     DeviceIdSchema,
-    build_write_schemas,
-    load_or_422,
+    PatchContactsSchema,
+    PutContactsSchema,
 )
 from shared.errors import ApiError
 
-PATCH, PUT = build_write_schemas(max_entries=3, max_bytes=400)
+PATCH, PUT = PatchContactsSchema(), PutContactsSchema()
+load_or_422 = api.load
+
+
+@pytest.fixture(autouse=True)
+def small_limits():
+    """An app whose per-contact limits are 3 entries and 400 bytes."""
+    app = Flask("schema-test")
+    app.config.update(CONTACTS_MAX_ENTRIES_PER_CONTACT=3, CONTACTS_MAX_CONTACT_BYTES=400)
+    with app.app_context():
+        yield
+
+
 GOOD = {"contactId": "c1", "displayName": "A", "contactEntries": [{"type": "tel", "uri": "1"}]}
 
 

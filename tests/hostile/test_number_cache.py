@@ -12,7 +12,7 @@ import secrets
 
 import pytest
 
-from contacts_service import phone
+from shared import phone
 
 HUGE = 60_000  # characters per tel URI: 500 of them are a 30 MB upload under the 32 MiB limit
 # The longest key the cache may hold: a bare number, never a whole URI.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.config import ConfigError
+from shared.openapi import openapi_path
 from sso_service import create_app
 from sso_service.app import SERVICE
 from sso_service.settings import Settings
@@ -72,6 +73,33 @@ def test_openapi_document(client):
     login = spec["paths"]["/v1/tokens"]["post"]
     assert {"200", "400", "401", "404", "429", "502", "503"} <= set(login["responses"])
     assert "password" in spec["components"]["schemas"]["Login"]["properties"]
+
+
+def error_codes(operation: dict, status: str) -> list[str]:
+    schema = operation["responses"][status]["content"]["application/json"]["schema"]
+    return schema["allOf"][1]["properties"]["error"]["enum"]
+
+
+def test_every_route_is_in_the_document(app, client):
+    document = client.get("/openapi.json").json
+    routes = {
+        (openapi_path(rule.rule), method.lower())
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint != "static"
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+    documented = {(path, method) for path, ops in document["paths"].items() for method in ops}
+    assert routes == documented
+    login = document["paths"]["/v1/tokens"]["post"]
+    assert error_codes(login, "400") == ["invalid_json", "invalid_request"]
+    assert error_codes(login, "429") == ["too_many_attempts"]
+    introspect = document["paths"]["/v1/introspect"]["post"]
+    assert error_codes(introspect, "401") == ["invalid_client"]
+    assert introspect["security"] == [{"client": []}]
+    assert set(introspect["requestBody"]["content"]) == {
+        "application/json",
+        "application/x-www-form-urlencoded",
+    }
 
 
 @pytest.mark.parametrize(

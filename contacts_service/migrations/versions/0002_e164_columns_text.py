@@ -2,7 +2,7 @@
 (+49123456789012345, +81123456789012345), which varchar(16) refused, failing whole requests.
 
 `varchar(n)` → `text` is binary-coercible in PostgreSQL: no table rewrite, no index rebuild, so
-this is quick on big tables. The length is bounded by the code instead (contacts_service.phone
+this is quick on big tables. The length is bounded by the code instead (shared.phone
 parses only strings of at most 64 characters).
 
 Revision ID: 0002

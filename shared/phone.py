@@ -1,7 +1,9 @@
-"""Phone numbers to E.164, the way Smart Contacts compares them.
+"""Phone numbers to E.164: one rule for both services, the SSO's verified numbers and the
+numbers in contacts that Smart Contacts compares with them.
 
-A number is kept when `phonenumbers` parses it as a *possible* number (the same rule the SSO
-service applies to verified numbers), so test ranges such as +1 555 match too.
+A number is kept when `phonenumbers` parses it as a *possible* number, so test ranges such
+as +1 555 match too, and it is stored in E.164 whatever its length (German and Japanese
+numbers reach 18 characters).
 """
 
 from __future__ import annotations
@@ -84,3 +86,17 @@ def parse_e164(text: str, region: str | None) -> str | None:
     if not phonenumbers.is_possible_number(parsed):
         return None
     return phonenumbers.format_number(parsed, _E164)
+
+
+def normalise_numbers(raw: Iterable[object], region: str | None, limit: int) -> list[str]:
+    """E.164 forms of the possible numbers among `raw`, in order, without duplicates, at most
+    `limit`; the rest dropped. Only the first 2 x `limit` entries are looked at: each costs a
+    parse, kept or not, and a 1 MiB list of junk would otherwise cost seconds of CPU."""
+    normalised: dict[str, None] = {}  # ordered, without duplicates
+    for position, value in enumerate(raw):
+        if position >= limit * 2 or len(normalised) >= limit:
+            break
+        e164 = to_e164(value, region)
+        if e164 is not None:
+            normalised[e164] = None
+    return list(normalised)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from contacts_service import phone
+from shared import phone
 
 
 @pytest.mark.parametrize(

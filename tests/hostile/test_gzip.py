@@ -1,0 +1,83 @@
+"""gzip both ways at a real Contacts process: compressed uploads are stored as if sent plain,
+a bomb is a 413 and a truncated stream a 400 with nothing stored, and a phone that accepts gzip
+gets the same book in fewer bytes, with 304s whichever encoding its ETag came with."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+import requests
+
+
+@pytest.fixture
+def phone(hostile_contacts, make_user):
+    user = make_user()
+    client = user.client(hostile_contacts)
+    client.register("phone")
+    return client
+
+
+def send_gzip(phone, data: bytes) -> requests.Response:
+    return phone.patch(
+        "/v1/devices/phone/contacts",
+        data=data,
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+
+
+def book(count: int) -> dict:
+    return {
+        "upsert": [
+            {"contactId": f"c{n}", "displayName": f"Person {n}", "contactEntries": [
+                {"entryId": "e", "type": "tel", "uri": f"tel:+1555123{n:04d}"}]}
+            for n in range(count)
+        ]
+    }  # fmt: skip
+
+
+def test_a_gzip_upload_is_stored_as_sent(phone):
+    body = book(200)
+    response = send_gzip(phone, gzip.compress(json.dumps(body).encode()))
+    assert response.status_code == 200, response.text
+    assert response.json()["upserted"] == 200
+    stored = phone.book("phone")
+    assert {key: {k: v for k, v in c.items() if k != "checksum"} for key, c in stored.items()} == {
+        contact["contactId"]: contact for contact in body["upsert"]
+    }
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "error"),
+    [
+        # 64 MiB of JSON in ~64 KiB of gzip: over the 32 MiB limit once decoded
+        (gzip.compress(b'{"upsert": [], "x": "' + b"0" * (64 << 20) + b'"}'), 413,
+         "payload_too_large"),
+        (gzip.compress(json.dumps(book(50)).encode())[:-40], 400, "invalid_json"),
+    ],
+    ids=["bomb", "truncated"],
+)  # fmt: skip
+def test_bad_gzip_uploads_are_refused_and_store_nothing(phone, data, status, error):
+    response = send_gzip(phone, data)
+    assert response.status_code == status
+    assert response.json()["error"] == error
+    device = phone.get("/v1/devices/phone").json()
+    assert (device["revision"], device["contact_count"]) == (0, 0)
+
+
+def test_a_phone_that_accepts_gzip_gets_the_book_gzipped(phone):
+    phone.upsert("phone", book(300)["upsert"])
+    url = "/v1/devices/phone/contacts"
+    plain = phone.get(url, headers={"Accept-Encoding": "identity"})
+    packed = phone.get(url, headers={"Accept-Encoding": "gzip"}, stream=True)
+    wire = packed.raw.read(decode_content=False)
+    assert packed.headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in packed.headers["Vary"]
+    assert "Accept-Encoding" in plain.headers["Vary"]
+    assert gzip.decompress(wire) == plain.content
+    assert len(wire) * 4 < len(plain.content)
+    for etag in (plain.headers["ETag"], packed.headers["ETag"]):
+        for accept in ("gzip", "identity"):
+            again = phone.get(url, headers={"Accept-Encoding": accept, "If-None-Match": etag})
+            assert again.status_code == 304

@@ -1,0 +1,133 @@
+"""gzip both ways, on a small app: request bodies decoded under the body limit (a bomb is a 413,
+a broken or truncated stream a 400), responses over 1 KiB encoded for clients that accept gzip,
+with Vary and a weak ETag so 304s work whichever encoding the ETag was seen with."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+
+import pytest
+from flask import Flask, Response, jsonify, request
+
+from shared.body import json_object, register_body_limit
+from shared.compression import register_compression
+from shared.errors import register_error_handlers
+
+LIMIT = 64 * 1024
+
+
+@pytest.fixture
+def client():
+    app = Flask("encoding-test")
+    register_error_handlers(app)
+    register_body_limit(app, LIMIT)
+    register_compression(app)
+
+    @app.post("/echo")
+    def echo():
+        return jsonify(json_object())
+
+    @app.get("/big")
+    def big():
+        response = Response(json.dumps({"x": "y" * 5000}), mimetype="application/json")
+        response.set_etag("v1")
+        if request.if_none_match.contains_weak("v1"):
+            return Response(status=304, headers={"ETag": response.headers["ETag"]})
+        return response
+
+    @app.get("/small")
+    def small():
+        return jsonify(ok=True)
+
+    return app.test_client()
+
+
+def post_gzip(client, data: bytes, **headers):
+    return client.post(
+        "/echo",
+        data=data,
+        headers={"Content-Encoding": "gzip", "Content-Type": "application/json", **headers},
+    )
+
+
+def test_a_gzip_body_is_decoded(client):
+    response = post_gzip(client, gzip.compress(b'{"a": "b"}'))
+    assert response.status_code == 200
+    assert response.json == {"a": "b"}
+
+
+def test_concatenated_gzip_members_are_one_body(client):
+    response = post_gzip(client, gzip.compress(b'{"a": ') + gzip.compress(b'"b"}'))
+    assert response.json == {"a": "b"}
+
+
+def test_the_limit_applies_to_the_decoded_size(client):
+    bomb = gzip.compress(b'{"a": "' + b"0" * (10 * 1024 * 1024) + b'"}')
+    assert len(bomb) < LIMIT
+    response = post_gzip(client, bomb)
+    assert (response.status_code, response.json["error"]) == (413, "payload_too_large")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [gzip.compress(b'{"a": "b"}')[:-6], b"not gzip at all", gzip.compress(b"{}") + b"junk"],
+    ids=["truncated", "not-gzip", "trailing-garbage"],
+)
+def test_a_broken_gzip_body_is_a_400(client, data):
+    response = post_gzip(client, data)
+    assert (response.status_code, response.json["error"]) == (400, "invalid_json")
+
+
+def test_an_unknown_encoding_is_a_415(client):
+    response = post_gzip(client, b"{}", **{"Content-Encoding": "br"})
+    assert (response.status_code, response.json["error"]) == (415, "unsupported_media_type")
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [(b'{"a": "chunked"}', 200), (b'{"a": "' + b"0" * LIMIT + b'"}', 413)],
+)
+def test_a_chunked_gzip_body_is_decoded_under_the_limit(client, body, status):
+    """No Content-Length (gunicorn has already taken the chunk framing off the stream)."""
+    response = client.post(
+        "/echo",
+        input_stream=io.BytesIO(gzip.compress(body)),
+        headers={
+            "Content-Encoding": "gzip",
+            "Content-Type": "application/json",
+            "Transfer-Encoding": "chunked",
+        },
+    )
+    assert response.status_code == status
+
+
+def test_responses_over_1_kib_are_gzipped_for_clients_that_accept_it(client):
+    plain = client.get("/big")
+    assert "Content-Encoding" not in plain.headers
+    assert plain.headers["Vary"] == "Accept-Encoding"
+    encoded = client.get("/big", headers={"Accept-Encoding": "gzip, deflate"})
+    assert encoded.headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in encoded.headers["Vary"]
+    assert gzip.decompress(encoded.data) == plain.data
+    assert int(encoded.headers["Content-Length"]) == len(encoded.data) < len(plain.data)
+
+
+@pytest.mark.parametrize("accept", ["gzip;q=0", "identity", "br"])
+def test_no_gzip_unless_accepted(client, accept):
+    response = client.get("/big", headers={"Accept-Encoding": accept})
+    assert "Content-Encoding" not in response.headers
+
+
+def test_small_responses_are_not_encoded(client):
+    response = client.get("/small", headers={"Accept-Encoding": "gzip"})
+    assert "Content-Encoding" not in response.headers
+
+
+@pytest.mark.parametrize("seen_with", ["gzip", "identity"])
+@pytest.mark.parametrize("asks_with", ["gzip", "identity"])
+def test_304_whichever_encoding_the_etag_came_with(client, seen_with, asks_with):
+    etag = client.get("/big", headers={"Accept-Encoding": seen_with}).headers["ETag"]
+    response = client.get("/big", headers={"Accept-Encoding": asks_with, "If-None-Match": etag})
+    assert response.status_code == 304
