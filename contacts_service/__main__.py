@@ -1,10 +1,12 @@
-"""`python -m contacts_service serve|migrate|check-config` (also the `contacts-server` binary)."""
+"""`python -m contacts_service serve|migrate|check-config|accounts` (also the `contacts-server`
+binary)."""
 
 from __future__ import annotations
 
 import multiprocessing
 import sys
 
+from contacts_service import admin_cli
 from shared.cli import run_cli
 from shared.config import ConfigError
 
@@ -74,7 +76,14 @@ def main(argv: list[str] | None = None) -> int:
             default_bind="127.0.0.1:8002",
             check_config=check_config,
             before_serve=_before_serve,
-            extra_commands={"migrate": ("apply pending database migrations", _migrate)},
+            extra_commands={
+                "migrate": ("apply pending database migrations", _migrate),
+                "accounts": (
+                    "operator actions on one account (erase, export)",
+                    admin_cli.run,
+                    admin_cli.add_arguments,
+                ),
+            },
             argv=argv,
         )
     except ConfigError as exc:

@@ -57,7 +57,10 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
             " 1 KiB are gzip-encoded for clients that accept it. Every error uses {error,"
             " message, details}."
         ),
-        security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
+        security_schemes={
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "admin": {"type": "http", "scheme": "basic"},
+        },
     )
     configure_cors(app, settings.cors_origins)
     register_security_headers(app)
@@ -77,6 +80,7 @@ def configure_app(app: Flask, settings: Settings) -> None:
     # Read by the contact schema (contacts_service/schemas.py: contact_limits).
     app.config["CONTACTS_MAX_ENTRIES_PER_CONTACT"] = settings.max_entries_per_contact
     app.config["CONTACTS_MAX_CONTACT_BYTES"] = settings.max_contact_bytes
+    app.config["CONTACTS_MAX_CONTACTS_PER_DEVICE"] = settings.max_contacts_per_device
     app.json.sort_keys = False
     app.json.ensure_ascii = False
 

@@ -21,12 +21,14 @@ from marshmallow import (
     Schema,
     ValidationError,
     fields,
+    pre_load,
     validate,
     validates_schema,
 )
 
 from contacts_service.checksums import MAX_BITS, parse_block_id
 from shared import text
+from shared.errors import ApiError
 from shared.text import validator
 
 # Identifiers are matched over the whole string (fullmatch): `$` would also match before a
@@ -67,6 +69,10 @@ ADDRESS_STRING_KEYS = ("label", "type", "street", "city", "state", "zip", "count
 # and CONTACTS_MAX_CONTACT_BYTES by the app factory); these are the defaults.
 MAX_ENTRIES = 500
 MAX_CONTACT_BYTES = 65_536
+MAX_CONTACTS = 50_000
+# JSON nesting inside one contact: deep enough for any address book, and a fixed rule (Python's
+# recursion limit would otherwise decide, differently in the schema and the fast path).
+MAX_DEPTH = 32
 
 
 def contact_limits() -> tuple[int, int]:
@@ -78,6 +84,13 @@ def contact_limits() -> tuple[int, int]:
         config.get("CONTACTS_MAX_ENTRIES_PER_CONTACT", MAX_ENTRIES),
         config.get("CONTACTS_MAX_CONTACT_BYTES", MAX_CONTACT_BYTES),
     )
+
+
+def contacts_limit() -> int:
+    """Contacts one device may hold (CONTACTS_MAX_CONTACTS_PER_DEVICE) in the current app."""
+    if not has_app_context():
+        return MAX_CONTACTS
+    return current_app.config.get("CONTACTS_MAX_CONTACTS_PER_DEVICE", MAX_CONTACTS)
 
 
 def valid_device_id(value: str) -> bool:
@@ -113,6 +126,23 @@ def checksum_problem(value: str) -> str | None:
 
 def entry_id_problem(value: str) -> str | None:
     return text.control_characters(value)
+
+
+def too_deep(value: object, limit: int = MAX_DEPTH) -> bool:
+    """True when arrays and objects nest more than `limit` levels (iteratively: no recursion)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth >= limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def contact_size(contact: dict) -> int:
@@ -175,10 +205,12 @@ class ContactSchema(Schema.from_dict({key: _optional_string() for key in ACROBIT
         entries = original.get("contactEntries") or []
         if len(entries) > max_entries:
             raise ValidationError(f"A contact has at most {max_entries} entries.", "contactEntries")
+        if too_deep(original):
+            raise ValidationError(
+                f"A contact nests at most {MAX_DEPTH} levels of arrays and objects.", "_schema"
+            )
         try:
             size = contact_size(original)
-        except RecursionError:
-            raise ValidationError("The contact is nested too deeply.", "_schema") from None
         except ValueError:
             raise ValidationError("NaN and Infinity are not JSON numbers.", "_schema") from None
         if size > max_bytes:
@@ -233,9 +265,11 @@ def plainly_valid(contact: object, max_entries: int, max_bytes: int) -> bool:
     for address in addresses:
         if not isinstance(address, dict) or not _optional_strings(address, ADDRESS_STRING_KEYS):
             return False
+    if too_deep(contact):
+        return False
     try:
         return contact_size(contact) <= max_bytes
-    except (RecursionError, ValueError):
+    except ValueError:
         return False
 
 
@@ -264,11 +298,31 @@ def _duplicates(ids: list[str]) -> list[int]:
     return positions
 
 
+def _refuse_overlong(data: object, key: str) -> None:
+    """More contacts (or ids) than a device may hold can never be applied: refused before a
+    single item is validated, so a small gzip body of a million items costs nothing."""
+    items = data.get(key) if isinstance(data, dict) else None
+    limit = contacts_limit()
+    if isinstance(items, list) and len(items) > limit:
+        raise ApiError(
+            422,
+            "too_many_contacts",
+            f"A device holds at most {limit} contacts; this request lists {len(items)}.",
+            {key: [f"At most {limit} items."]},
+        )
+
+
 class PatchContactsSchema(Schema):
     """PATCH body: contacts to create or replace, and contactIds to delete, in one transaction."""
 
     class Meta:
         unknown = RAISE
+
+    @pre_load
+    def _not_too_long(self, data, **kwargs):
+        _refuse_overlong(data, "upsert")
+        _refuse_overlong(data, "delete")
+        return data
 
     upsert = fields.List(ContactField(ContactSchema), load_default=list)
     # Ids to delete only need to be storable: a contact stored before control characters were
@@ -304,6 +358,11 @@ class PutContactsSchema(Schema):
 
     class Meta:
         unknown = RAISE
+
+    @pre_load
+    def _not_too_long(self, data, **kwargs):
+        _refuse_overlong(data, "contacts")
+        return data
 
     contacts = fields.List(ContactField(ContactSchema), required=True)
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from shared.config import (
     ConfigError,
+    env_clients,
     env_float,
     env_int,
     env_log_level,
@@ -41,6 +42,9 @@ class Settings:
     db_statement_timeout_seconds: float = 15.0
     cors_origins: list[str] = field(default_factory=list)
     log_level: str = "INFO"
+    # Operators' clients for /v1/admin/... (optional: none means every admin request is a 401).
+    admin_clients: dict[str, str] = field(default_factory=dict, repr=False)
+    max_failed_admin_auth_per_ip: int = 30
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -98,4 +102,8 @@ class Settings:
             ),
             cors_origins=env_origins("CORS_ORIGINS", environ=environ),
             log_level=log_level,
+            admin_clients=env_clients("CONTACTS_ADMIN_CLIENTS", environ=environ),
+            max_failed_admin_auth_per_ip=env_int(
+                "CONTACTS_MAX_FAILED_ADMIN_AUTH_PER_IP", 30, environ=environ, minimum=1
+            ),
         )

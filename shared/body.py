@@ -3,68 +3,73 @@ strictly (UTF-8, an object, no NaN), or a form where the service accepts one."""
 
 from __future__ import annotations
 
-import io
 import json
 import re
+import urllib.parse
 import zlib
 from typing import Any
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from shared.errors import ApiError
-
-_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 def register_body_limit(app: Flask, max_bytes: int) -> None:
     """One limit on every request body, however it comes: with a Content-Length (werkzeug
     answers 413 itself), chunked (werkzeug would cut it silently at the limit, so an oversize
     upload would look like broken JSON), and gzip-encoded, where the limit applies to the
-    decoded size and is enforced while decoding: a small bomb is a 413, never a large buffer."""
+    decoded size and is enforced while decoding: a small bomb is a 413, never a large buffer.
+
+    Nothing is read until a view asks for its body (request_bytes), so a route without a body
+    never reads one, and a Contacts upload is only decoded once its token is known good."""
     app.config["MAX_CONTENT_LENGTH"] = max_bytes
-    app.before_request(prepare_body)
 
 
-def prepare_body() -> None:
+# Clients send one gzip member; a few are allowed (concatenated streams are valid gzip), but
+# not thousands of empty ones, each of which costs a decoder.
+MAX_GZIP_MEMBERS = 8
+DEFAULT_LIMIT = 32 * 1024 * 1024  # an app that set no limit (tests' small apps)
+
+
+def request_bytes() -> bytes:
+    """The request body, decoded, at most MAX_CONTENT_LENGTH bytes (413 beyond, 415 for an
+    encoding other than gzip or identity, 400 for a broken gzip stream). Read once."""
+    cached = g.get("_request_bytes")
+    if cached is not None:
+        return cached
     environ = request.environ
     encoding = environ.get("HTTP_CONTENT_ENCODING", "").strip().lower()
-    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
-    if request.content_length is None and not chunked:
-        return
-    if encoding in ("", "identity") and not chunked:
-        return  # werkzeug enforces the limit on a plain body with a Content-Length
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
-    length = request.content_length
-    if length is not None and length > limit:
-        raise RequestEntityTooLarge()
-    raw = environ["wsgi.input"].read(limit + 1 if length is None else length)
-    if len(raw) > limit:
-        raise RequestEntityTooLarge()
-    if encoding in ("", "identity"):
-        data = raw
-    elif encoding in ("gzip", "x-gzip"):
-        data = _gunzip(raw, limit)
-    else:
+    if encoding not in ("", "identity", "gzip", "x-gzip"):
         raise ApiError(
             415,
             "unsupported_media_type",
             "Content-Encoding must be gzip or identity.",
             {"Content-Encoding": [f"Not supported: {encoding[:40]}."]},
         )
-    environ["wsgi.input"] = io.BytesIO(data)
-    environ["CONTENT_LENGTH"] = str(len(data))
-    environ.pop("HTTP_CONTENT_ENCODING", None)
-    environ.pop("HTTP_TRANSFER_ENCODING", None)
+    limit = current_app.config.get("MAX_CONTENT_LENGTH") or DEFAULT_LIMIT
+    length = request.content_length
+    if length is not None and length > limit:
+        raise RequestEntityTooLarge()
+    if length is None and "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        raw = environ["wsgi.input"].read(limit + 1)
+        if len(raw) > limit:
+            raise RequestEntityTooLarge()
+    else:
+        raw = request.get_data(cache=False)
+    data = _gunzip(raw, limit) if encoding in ("gzip", "x-gzip") else raw
+    g._request_bytes = data
+    return data
 
 
 def _gunzip(raw: bytes, limit: int) -> bytes:
-    """Decode one or more gzip members, never holding more than `limit` + 1 decoded bytes."""
-    out, size, rest = [], 0, raw
-    while True:
+    """Decode up to MAX_GZIP_MEMBERS gzip members, never holding more than `limit` + 1 decoded
+    bytes; offsets into one buffer, so the work is linear in the body's size."""
+    view, position, out, size = memoryview(raw), 0, [], 0
+    for _ in range(MAX_GZIP_MEMBERS):
         decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
         try:
-            chunk = decoder.decompress(rest, limit + 1 - size)
+            chunk = decoder.decompress(view[position:], limit + 1 - size)
         except zlib.error:
             raise _not_gzip() from None
         size += len(chunk)
@@ -73,14 +78,16 @@ def _gunzip(raw: bytes, limit: int) -> bytes:
             raise RequestEntityTooLarge()
         if not decoder.eof:
             raise _not_gzip()  # truncated
-        rest = decoder.unused_data
-        if not rest:
+        position = len(raw) - len(decoder.unused_data)
+        if position >= len(raw):
             return b"".join(out)
+    raise _not_gzip(f"More than {MAX_GZIP_MEMBERS} gzip members.")
 
 
-def _not_gzip() -> ApiError:
+def _not_gzip(why: str = "") -> ApiError:
+    detail = {"body": [why]} if why else None
     return ApiError(
-        400, "invalid_json", "The body is not valid gzip (Content-Encoding: gzip).", None
+        400, "invalid_json", "The body is not valid gzip (Content-Encoding: gzip).", detail
     )
 
 
@@ -91,9 +98,18 @@ def read_body(*, forms: bool = False, required: bool = True) -> dict[str, Any]:
     endpoints: a bodiless revoke is "token missing") or the body is optional; otherwise it is
     400 invalid_json like any body that is not a JSON object.
     """
-    if forms and request.mimetype in _FORMS:
+    if forms and request.mimetype == "multipart/form-data":
         return {key: request.form.get(key) for key in request.form}
-    if (forms or not required) and not request.get_data(cache=True).strip():
+    if forms and request.mimetype == "application/x-www-form-urlencoded":
+        # Parsed from the decoded body, so a gzip-encoded form works like a plain one.
+        pairs = urllib.parse.parse_qsl(
+            request_bytes().decode("utf-8", "replace"), keep_blank_values=True
+        )
+        fields: dict[str, Any] = {}
+        for key, value in pairs:
+            fields.setdefault(key, value)  # the first of a repeated field, as before
+        return fields
+    if (forms or not required) and not request_bytes().strip():
         return {}
     return json_object()
 
@@ -105,7 +121,7 @@ def _not_json(constant: str):
 
 def json_object() -> dict:
     """The request body parsed as a JSON object, or ApiError 400 invalid_json."""
-    raw = request.get_data(cache=True)
+    raw = request_bytes()
     if not raw.strip():
         raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
     try:

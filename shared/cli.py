@@ -4,6 +4,7 @@
 <prog> check-config        validate settings and reach dependencies; exit 1 on problems
 <prog> --version
 <prog> migrate             (Contacts only: passed in as an extra command)
+<prog> accounts ...        operator actions on one account (extra command with arguments)
 """
 
 from __future__ import annotations
@@ -14,6 +15,12 @@ from collections.abc import Callable
 from importlib import metadata
 
 from shared.serve import add_serve_arguments, run_gunicorn
+
+# (help, run) or (help, run(args), add_arguments(parser)); see run_cli.
+ExtraCommand = (
+    tuple[str, Callable[[], int]]
+    | tuple[str, Callable[[argparse.Namespace], int], Callable[[argparse.ArgumentParser], None]]
+)
 
 
 def _version() -> str:
@@ -29,7 +36,7 @@ def run_cli(
     default_bind: str,
     check_config: Callable[[], list[str]],
     before_serve: Callable[[], None] | None = None,
-    extra_commands: dict[str, tuple[str, Callable[[], int]]] | None = None,
+    extra_commands: dict[str, ExtraCommand] | None = None,
     argv: list[str] | None = None,
     default_threads: int = 4,
 ) -> int:
@@ -37,6 +44,9 @@ def run_cli(
 
     check_config returns a list of human-readable problems (empty when all is well).
     before_serve runs in the master process before gunicorn starts (e.g. migrations).
+    extra_commands maps a sub-command to (help, run) — run() takes no arguments — or to
+    (help, run, add_arguments): add_arguments(parser) declares the sub-command's own arguments
+    and run(args) gets the parsed namespace.
     """
     parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("--version", action="version", version=f"{prog} {_version()}")
@@ -45,8 +55,10 @@ def run_cli(
         commands.add_parser("serve", help="run under gunicorn"), default_bind, default_threads
     )
     commands.add_parser("check-config", help="validate settings and reach dependencies")
-    for name, (help_text, _) in (extra_commands or {}).items():
-        commands.add_parser(name, help=help_text)
+    for name, (help_text, _, *add_arguments) in (extra_commands or {}).items():
+        command = commands.add_parser(name, help=help_text)
+        for add in add_arguments:
+            add(command)
     args = parser.parse_args(argv)
 
     if args.command == "check-config":
@@ -61,4 +73,11 @@ def run_cli(
             before_serve()
         run_gunicorn(factory, args)
         return 0
-    return extra_commands[args.command][1]()
+    _, run, *add_arguments = extra_commands[args.command]
+    return run(args) if add_arguments else run()
+
+
+def add_account_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--cloud-id` and `--username`: the account an `accounts` sub-command acts on."""
+    parser.add_argument("--cloud-id", required=True, help="the account's Cloud ID")
+    parser.add_argument("--username", required=True, help="the account's SIP username")

@@ -135,3 +135,15 @@ def env_region(name: str, environ: Mapping[str, str] | None = None) -> str | Non
     if region not in phonenumbers.SUPPORTED_REGIONS:
         raise ConfigError(f"{name} must be a two-letter region code like US or GB")
     return region
+
+
+def env_clients(name: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """HTTP Basic clients `id:secret,id2:secret2` → {"id": "secret", ...} (a secret may itself
+    contain ':'); unset or empty: no client. ConfigError for an entry without an id or secret."""
+    clients: dict[str, str] = {}
+    for item in env_list(name, [], environ=environ):
+        client_id, sep, secret = item.partition(":")
+        if not sep or not client_id.strip() or not secret:
+            raise ConfigError(f"{name} must be id:secret pairs separated by ','")
+        clients[client_id.strip()] = secret
+    return clients

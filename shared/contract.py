@@ -147,8 +147,9 @@ class Api:
         declared = list(self.common_failures)
         if body is not None:
             declared += [
-                Failure(400, "invalid_json", "The body is not a JSON object"),
+                Failure(400, "invalid_json", "The body is not a JSON object (or not gzip)"),
                 Failure(413, "payload_too_large", "The body is larger than the limit"),
+                Failure(415, "unsupported_media_type", "A Content-Encoding other than gzip"),
             ]
         if body is not None or query is not None:
             declared.append(self.validation)
@@ -203,12 +204,20 @@ class Api:
             ) from None
 
 
+MAX_DETAILS = 100
+
+
 def error_details(messages: Any) -> dict[str, list[str]]:
     """marshmallow's nested messages keyed by path from the body root; an error about a whole
-    object belongs to the object's own path (`upsert.3`, `body` for the root)."""
+    object belongs to the object's own path (`upsert.3`, `body` for the root). At most
+    MAX_DETAILS paths are listed: a body of a million bad items gets a short answer."""
     details: dict[str, list[str]] = {}
-    for path, problems in flatten_validation_messages(messages).items():
+    flat = flatten_validation_messages(messages)
+    for path, problems in flat.items():
         key = "body" if path == "_schema" else path.removesuffix("._schema")
+        if key not in details and len(details) >= MAX_DETAILS:
+            details["_more"] = [f"{len(flat) - MAX_DETAILS} more fields are invalid."]
+            break
         details.setdefault(key, []).extend(problems)
     return details
 

@@ -115,28 +115,6 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(Exception, _handle_unexpected)
 
 
-def _not_json(constant: str):
-    # Python's json accepts NaN and Infinity; JSON (RFC 8259) does not.
-    raise ValueError(f"{constant} is not a JSON value")
-
-
-def json_object() -> dict:
-    """The request body parsed as a JSON object, or ApiError 400 invalid_json."""
-    raw = request.get_data(cache=True)
-    if not raw.strip():
-        raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
-    try:
-        # Strictly UTF-8: json.loads(bytes) would also accept UTF-16 and UTF-32.
-        body = json.loads(raw.decode("utf-8"), parse_constant=_not_json)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise ApiError(
-            400, "invalid_json", "The request body is not valid JSON.", {"body": [str(exc)]}
-        ) from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
-    return body
-
-
 def flatten_validation_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     """Turn marshmallow's nested error dict into {"a.3.b": ["..."]} keyed by path."""
     flat: dict[str, list[str]] = {}

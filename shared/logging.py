@@ -34,7 +34,7 @@ class JsonFormatter(logging.Formatter):
             "request_id": getattr(record, "request_id", "-"),
             "msg": record.getMessage(),
         }
-        for key in ("method", "path", "status", "duration_ms", "remote"):
+        for key in ("method", "path", "status", "duration_ms", "remote", "audit"):
             if hasattr(record, key):
                 line[key] = getattr(record, key)
         if record.exc_info:

@@ -88,7 +88,16 @@ def _operation(contract: Contract) -> dict:
 
 
 def _responses(contract: Contract) -> dict:
-    responses = {str(answer.status): _answer(answer) for answer in contract.answers}
+    responses: dict = {}
+    for answer in contract.answers:
+        described, status = _answer(answer), str(answer.status)
+        if status not in responses:
+            responses[status] = described
+            continue
+        # Another media type of the same status (JSON or vCard): one response, both contents.
+        same = responses[status]
+        same["description"] += "; " + described["description"]
+        same.setdefault("content", {}).update(described.get("content", {}))
     by_status: dict[int, list[Failure]] = defaultdict(list)
     for failure in contract.failures:
         by_status[failure.status].append(failure)

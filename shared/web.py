@@ -88,7 +88,13 @@ def configure_cors(app: Flask, origins: list[str]) -> None:
     CORS(
         app,
         origins=allowed,
-        allow_headers=["Authorization", "Content-Type", "If-None-Match", "X-Request-ID"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "Content-Encoding",
+            "If-None-Match",
+            "X-Request-ID",
+        ],
         expose_headers=["ETag", "Retry-After", "X-Request-ID", "WWW-Authenticate"],
         methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
         max_age=600,

@@ -42,7 +42,10 @@ def create_app(config: Mapping[str, str] | Settings | None = None) -> Flask:
             " and issues opaque access tokens shared by all devices of an account. Every error"
             " uses {error, message, details}."
         ),
-        security_schemes={"client": {"type": "http", "scheme": "basic"}},
+        security_schemes={
+            "client": {"type": "http", "scheme": "basic"},
+            "admin": {"type": "http", "scheme": "basic"},
+        },
     )
     register_blueprints(app)
     register_compression(app)

@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import secrets
 import time
@@ -26,6 +25,7 @@ from collections.abc import Iterator
 
 import redis
 
+from shared.client_auth import address_key
 from shared.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -54,19 +54,6 @@ return {1, 0}
 def account_key_name(username: str) -> str:
     """The form of a username the failed-login limit counts under (not the identity itself)."""
     return unicodedata.normalize("NFKC", username).casefold().strip()
-
-
-def address_key(address: str) -> str:
-    """IPv4 as given; IPv6 as its /64 (an IPv4-mapped IPv6 address as its IPv4)."""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return address
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip)
 
 
 def _too_many(retry_after: int, what: str = "login attempts") -> ApiError:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from shared.config import (
     ConfigError,
     env_bool,
+    env_clients,
     env_float,
     env_int,
     env_log_level,
@@ -62,6 +63,8 @@ class Settings:
     log_level: str = "INFO"
     max_body_bytes: int = 65_536
     ca_bundle: str | None = None
+    # Operators' clients for /v1/admin/... (optional: none means every admin request is a 401).
+    admin_clients: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -112,4 +115,5 @@ class Settings:
             log_level=log_level,
             max_body_bytes=env_int("SSO_MAX_BODY_BYTES", 65_536, environ=environ, minimum=1024),
             ca_bundle=env_str("SSO_CA_BUNDLE", None, environ=environ),
+            admin_clients=env_clients("SSO_ADMIN_CLIENTS", environ=environ),
         )

@@ -4,10 +4,15 @@ Keys (prefix `sso:`):
     sso:token:<sha256(key)>          hash: cloud_id, username, phone_numbers (JSON), sip_uri
                                      (JSON), iat, exp — expires with the token
     sso:account:<cloud_id>:<username> hash: key, lookup — the account's current token key
+    sso:cloud:<cloud_id>:accounts    set: usernames that ever logged in (no expiry)
+    sso:cloud:<cloud_id>:tokens      sorted set: username → exp of its current token; login
+                                     adds (and drops expired members), logout removes
 
 issue() runs as one Lua script, so concurrent logins of one account always end with one token,
-and a successful login renews both keys' lifetime. (The script derives key names from the
-account record, which is fine on a single Redis or a replica set, not on Redis Cluster.)
+and a successful login renews both keys' lifetime; the per-Cloud-ID keys, which the admin
+figures and revocation read (sso_service/admin.py), change in the same scripts. (The script
+derives key names from the account record, which is fine on a single Redis or a replica set,
+not on Redis Cluster.)
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ redis.call('HSET', record, 'cloud_id', ARGV[4], 'username', ARGV[5],
 redis.call('HSETNX', record, 'iat', ARGV[9])
 redis.call('EXPIRE', record, ttl)
 redis.call('EXPIRE', account, ttl)
+redis.call('SADD', KEYS[2], ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[9])
+redis.call('ZADD', KEYS[3], ARGV[8], ARGV[5])
 return {key, redis.call('HGET', record, 'iat')}
 """
 
@@ -47,6 +55,7 @@ if owner[1] and owner[2] then
     local account = 'sso:account:' .. owner[1] .. ':' .. owner[2]
     if redis.call('HGET', account, 'lookup') == lookup then
         redis.call('DEL', account)
+        redis.call('ZREM', 'sso:cloud:' .. owner[1] .. ':tokens', owner[2])
     end
 end
 return redis.call('DEL', record)
@@ -86,6 +95,16 @@ def _account_key(cloud_id: str, username: str) -> str:
     return f"sso:account:{cloud_id}:{username}"
 
 
+def cloud_accounts_key(cloud_id: str) -> str:
+    """The set of usernames of the Cloud ID that ever logged in."""
+    return f"sso:cloud:{cloud_id}:accounts"
+
+
+def cloud_tokens_key(cloud_id: str) -> str:
+    """The sorted set username → exp of the Cloud ID's current tokens."""
+    return f"sso:cloud:{cloud_id}:tokens"
+
+
 def _record_key(lookup: str) -> str:
     return f"sso:token:{lookup}"
 
@@ -106,7 +125,11 @@ class TokenStore:
         exp = now + self.ttl
         candidate = tokens.new_key()
         key, iat = self._issue(
-            keys=[_account_key(cloud_id, username)],
+            keys=[
+                _account_key(cloud_id, username),
+                cloud_accounts_key(cloud_id),
+                cloud_tokens_key(cloud_id),
+            ],
             args=[
                 candidate,
                 tokens.lookup_id(candidate),

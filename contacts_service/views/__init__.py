@@ -1,10 +1,12 @@
-"""HTTP views: one blueprint per resource, all under /v1 behind bearer authentication."""
+"""HTTP views: one blueprint per resource, all under /v1 behind bearer authentication; the
+operators' /v1/admin routes beside it, with their own (HTTP Basic) authentication."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Flask
 
 from contacts_service.auth import authenticate
+from contacts_service.views import admin
 from contacts_service.views.contacts import bp as contacts
 from contacts_service.views.devices import bp as devices
 from contacts_service.views.smart import bp as smart
@@ -18,3 +20,4 @@ def register_blueprints(app: Flask) -> None:
     v1.register_blueprint(contacts)
     v1.register_blueprint(smart)
     app.register_blueprint(v1)
+    admin.init_app(app)  # not under v1: no bearer authentication

@@ -157,6 +157,23 @@ def test_what_the_schema_refuses_the_fast_path_refuses(app, contact):
         assert outcome(PatchContactsSchema(), {"upsert": [contact]})[0] == 422
 
 
+def nested(depth: int) -> dict:
+    value: object = "leaf"
+    for _ in range(depth):
+        value = [value]
+    return {"contactId": "deep", "x": value}
+
+
+@pytest.mark.parametrize(("depth", "status"), [(31, "loaded"), (32, 422), (900, 422)])
+def test_nesting_has_one_fixed_limit(app, depth, status):
+    """The contact object is one level, so 31 nested arrays inside it make 32 levels."""
+    body = {"upsert": [nested(depth)]}
+    with app.app_context():
+        fast, reference = outcome(PatchContactsSchema(), body), outcome(ReferencePatch(), body)
+    assert fast == reference
+    assert fast[0] == status
+
+
 def test_a_valid_contact_is_the_uploaded_object(app):
     contact = {"zeta": {"b": 1}, "contactId": "c1", "displayName": None}
     with app.app_context():

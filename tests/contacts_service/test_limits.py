@@ -118,3 +118,22 @@ def test_concurrent_registrations_cannot_pass_the_device_limit(limited, new_acco
         thread.join()
     assert sorted(statuses) == [201] * 3 + [422] * 5
     assert len(api.get("/v1/devices").json()["devices"]) == 3
+
+
+def test_registering_an_existing_device_at_the_limit_is_an_update(limited, new_account):
+    """At quota - 1, concurrent PUTs of one new id: one 201, the rest 200 (never 422)."""
+    api = limited.as_(new_account())
+    api.register("d0")
+    api.register("d1")
+    barrier, statuses = threading.Barrier(10), []
+
+    def register():
+        barrier.wait()
+        statuses.append(api.put("/v1/devices/same").status_code)
+
+    threads = [threading.Thread(target=register) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [200] * 9 + [201]

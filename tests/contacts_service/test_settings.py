@@ -60,9 +60,37 @@ def test_every_variable_is_documented():
 
     source = (ROOT / "contacts_service" / "settings.py").read_text()
     names = set(re.findall(r'"(CONTACTS_[A-Z_]+)"', source))
-    assert len(names) == 17
+    assert len(names) == 19
     env_example = (ROOT / ".env.example").read_text()
     docs = (ROOT / "docs" / "contacts.md").read_text()
     for name in names:
         assert f"\n{name}=" in env_example, name
         assert f"`{name}`" in docs, name
+
+
+@pytest.mark.parametrize(
+    ("overrides", "clients", "limit"),
+    [
+        ({}, {}, 30),
+        ({"CONTACTS_ADMIN_CLIENTS": "ops:s:1, b:2"}, {"ops": "s:1", "b": "2"}, 30),
+        ({"CONTACTS_MAX_FAILED_ADMIN_AUTH_PER_IP": "5"}, {}, 5),
+    ],
+)
+def test_admin_settings(overrides, clients, limit):
+    settings = Settings.from_env({**BASE, **overrides})
+    assert settings.admin_clients == clients
+    assert settings.max_failed_admin_auth_per_ip == limit
+    assert "s:1" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"CONTACTS_ADMIN_CLIENTS": "no-secret"},
+        {"CONTACTS_ADMIN_CLIENTS": ":secret"},
+        {"CONTACTS_MAX_FAILED_ADMIN_AUTH_PER_IP": "0"},
+    ],
+)
+def test_bad_admin_settings_name_the_variable(overrides):
+    with pytest.raises(ConfigError, match=next(iter(overrides))):
+        Settings.from_env({**BASE, **overrides})

@@ -10,6 +10,9 @@ import json
 import pytest
 import requests
 
+from tests.support.clients import contacts_env
+from tests.support.servers import ServiceProcess
+
 
 @pytest.fixture
 def phone(hostile_contacts, make_user):
@@ -81,3 +84,51 @@ def test_a_phone_that_accepts_gzip_gets_the_book_gzipped(phone):
         for accept in ("gzip", "identity"):
             again = phone.get(url, headers={"Accept-Encoding": accept, "If-None-Match": etag})
             assert again.status_code == 304
+
+
+def test_bodies_are_decoded_only_after_the_token_is_checked(hostile_contacts):
+    bomb = gzip.compress(b'{"upsert": [], "x": "' + b"0" * (64 << 20) + b'"}')
+    response = requests.put(
+        hostile_contacts.url + "/v1/devices/x",
+        data=bomb,
+        headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert (response.status_code, response.json()["error"]) == (401, "invalid_token")
+
+
+def test_a_million_items_in_a_small_gzip_body_are_refused_before_validation(phone):
+    body = b'{"upsert":[' + b",".join([b"1"] * 1_000_000) + b"]}"
+    response = send_gzip(phone, gzip.compress(body))
+    assert response.status_code == 422
+    assert response.json()["error"] == "too_many_contacts"
+    assert len(response.content) < 2000
+
+
+def test_error_details_are_capped(phone):
+    response = phone.patch("/v1/devices/phone/contacts", json={"upsert": [1] * 5000})
+    assert response.status_code == 422
+    details = response.json()["details"]
+    assert len(details) == 101
+    assert details["_more"] == ["4900 more fields are invalid."]
+
+
+def test_a_browser_may_send_gzip_bodies(cors_contacts):
+    response = requests.options(
+        cors_contacts.url + "/v1/devices/d/contacts",
+        headers={
+            "Origin": "https://app.example",
+            "Access-Control-Request-Method": "PATCH",
+            "Access-Control-Request-Headers": "authorization, content-type, content-encoding",
+        },
+        timeout=10,
+    )
+    assert "content-encoding" in response.headers["Access-Control-Allow-Headers"].lower()
+
+
+@pytest.fixture(scope="module")
+def cors_contacts(postgres_database, sso_server, hostile_contacts):
+    env = contacts_env(postgres_database.url, sso_server.url, CORS_ORIGINS="https://app.example")
+    server = ServiceProcess("contacts_service", env, workers=1).start()
+    yield server
+    server.stop()

@@ -131,3 +131,26 @@ def test_304_whichever_encoding_the_etag_came_with(client, seen_with, asks_with)
     etag = client.get("/big", headers={"Accept-Encoding": seen_with}).headers["ETag"]
     response = client.get("/big", headers={"Accept-Encoding": asks_with, "If-None-Match": etag})
     assert response.status_code == 304
+
+
+def test_many_gzip_members_are_refused_without_quadratic_work(client):
+    """Thousands of empty members would each cost a decoder and a copy of the rest."""
+    members = gzip.compress(b"", mtime=0) * 3000  # 60 kB, under the 64 KiB limit
+    response = post_gzip(client, members)
+    assert (response.status_code, response.json["error"]) == (400, "invalid_json")
+    assert "members" in response.json["details"]["body"][0]
+
+
+def test_a_route_that_reads_no_body_never_decodes_one(client):
+    for encoding in ("gzip", "br"):
+        response = client.get("/small", data=b"garbage", headers={"Content-Encoding": encoding})
+        assert response.status_code == 200
+
+
+def test_a_304_carries_vary_and_the_etag_as_the_client_holds_it(client):
+    weak = client.get("/big", headers={"Accept-Encoding": "gzip"}).headers["ETag"]
+    assert weak.startswith("W/")
+    response = client.get("/big", headers={"Accept-Encoding": "gzip", "If-None-Match": weak})
+    assert response.status_code == 304
+    assert response.headers["ETag"] == weak
+    assert "Accept-Encoding" in response.headers["Vary"]

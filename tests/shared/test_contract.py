@@ -113,7 +113,7 @@ def test_the_document_has_every_route_and_its_contract():
     assert operation["summary"] == "Store a thing."
     assert operation["description"] == "Longer words about it."
     assert operation["security"] == [{"bearer": []}]
-    assert set(operation["responses"]) == {"200", "400", "404", "413", "422", "503"}
+    assert set(operation["responses"]) == {"200", "400", "404", "413", "415", "422", "503"}
     enum = operation["responses"]["404"]["content"]["application/json"]["schema"]["allOf"][1]
     assert enum["properties"]["error"]["enum"] == ["not_found"]
     assert operation["responses"]["200"]["headers"]["ETag"]["description"] == "Version"

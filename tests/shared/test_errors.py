@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
+from shared.body import json_object
 from shared.errors import (
     ApiError,
     error_body,
     flatten_validation_messages,
-    json_object,
     register_error_handlers,
 )
 

@@ -119,3 +119,19 @@ def test_env_example_documents_every_sso_variable():
     documented = set(re.findall(r"^([A-Z_]+)=", (root / ".env.example").read_text(), re.M))
     assert read - documented == set()
     assert read <= set(re.findall(r"`([A-Z_]+)`", (root / "docs/sso.md").read_text()))
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [(None, {}), ("", {}), ("ops:s:1,audit:x", {"ops": "s:1", "audit": "x"})],
+)
+def test_admin_clients_are_optional(raw, expected):
+    settings = Settings.from_env(BASE if raw is None else BASE | {"SSO_ADMIN_CLIENTS": raw})
+    assert settings.admin_clients == expected
+    assert "s:1" not in repr(settings)
+
+
+@pytest.mark.parametrize("raw", ["nosecret", ":secret", "ops:"])
+def test_bad_admin_clients_name_the_variable(raw):
+    with pytest.raises(ConfigError, match="SSO_ADMIN_CLIENTS"):
+        Settings.from_env(BASE | {"SSO_ADMIN_CLIENTS": raw})

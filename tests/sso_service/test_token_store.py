@@ -78,7 +78,8 @@ def test_revoke_makes_the_token_inactive_and_next_login_gets_a_new_one(store, re
     token, _ = store.issue("C", "alice", [], None)
     store.revoke(token)
     assert store.lookup(token) is None
-    assert redis_db.keys("*") == []
+    # Nothing of the token is left; the Cloud ID only remembers that alice logged in once.
+    assert redis_db.keys("*") == ["sso:cloud:C:accounts"]
     again, _ = store.issue("C", "alice", [], None)
     assert again != token
     assert store.lookup(again)
@@ -129,7 +130,7 @@ def test_a_copy_of_redis_does_not_hold_a_usable_token(store, redis_db):
     key, mac = token.split(".")
     dump = repr(
         {
-            name: redis_db.hgetall(name) if redis_db.type(name) == "hash" else redis_db.get(name)
+            name: redis_db.hgetall(name) if redis_db.type(name) == "hash" else redis_db.dump(name)
             for name in redis_db.keys("*")
         }
     )

@@ -1,0 +1,156 @@
+"""Operator actions on the Contacts database: erase or export one account, and a Cloud ID's
+figures. Used by the admin routes (contacts_service/views/admin.py) and `python -m
+contacts_service accounts` (contacts_service/admin_cli.py); they run on the Flask-SQLAlchemy
+session of the current app context.
+
+- erase: the account row and then its device rows are locked, then every row of the account
+  goes, table by table, in one transaction: contact_numbers, deleted_contacts (tombstones),
+  contacts, devices, smart_seen_numbers (enumeration records), account_numbers, accounts. The
+  caller commits (all or nothing). The tables' ON DELETE CASCADE would do most of it; naming
+  each table keeps the erase complete if a foreign key ever changes.
+- export: devices as GET /v1/devices shows them, each with its contacts spliced in as stored
+  (the JSON text PostgreSQL keeps, never re-encoded), read in one REPEATABLE READ snapshot;
+  or one device's contacts as vCard 4.0 (contacts_service/vcard.py).
+- stats: accounts, devices and contacts of a Cloud ID from the accounts and devices rows (the
+  per-device contact_count; no contact is read), cached per process for STATS_CACHE_SECONDS.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict
+
+from sqlalchemy import text
+
+from contacts_service import repository
+from contacts_service.extensions import db
+from contacts_service.vcard import serialize
+
+STATS_CACHE_SECONDS = 30.0  # API.md allows figures up to 60 s old
+STATS_CACHE_ENTRIES = 1024
+
+
+class NoSuchAccount(LookupError):
+    """The service never saw this account (or it was erased)."""
+
+
+class NoSuchDevice(LookupError):
+    """The account has no device with this id."""
+
+
+def _execute(sql: str, **params):
+    return db.session.execute(text(sql), params)
+
+
+def find_account(cloud_id: str, username: str, lock: bool = False) -> int:
+    """The account's id (its row locked FOR NO KEY UPDATE with `lock`); NoSuchAccount when
+    there is none (also when a concurrent erase just deleted it)."""
+    sql = "SELECT id FROM accounts WHERE cloud_id = :c AND username = :u"
+    lock_clause = " FOR NO KEY UPDATE" if lock else ""
+    account_id = _execute(sql + lock_clause, c=cloud_id, u=username).scalar()
+    if account_id is None:
+        raise NoSuchAccount(cloud_id, username)
+    return account_id
+
+
+def erase(cloud_id: str, username: str) -> dict[str, int]:
+    """Delete everything of the account; {"devices": n, "contacts": m} it had. Uncommitted.
+
+    Locks in the order requests of the account take them: the account row (FOR NO KEY UPDATE,
+    as the introspection sync's UPDATE does; it does not block the foreign-key checks of a
+    write already under way), then its device rows, then the deletes."""
+    account_id = find_account(cloud_id, username, lock=True)
+    _execute("SELECT pk FROM devices WHERE account_id = :a ORDER BY pk FOR UPDATE", a=account_id)
+    by_device = "WHERE device_pk IN (SELECT pk FROM devices WHERE account_id = :a)"
+    _execute(f"DELETE FROM contact_numbers {by_device}", a=account_id)  # noqa: S608
+    _execute(f"DELETE FROM deleted_contacts {by_device}", a=account_id)  # noqa: S608
+    contacts = _execute(f"DELETE FROM contacts {by_device}", a=account_id).rowcount  # noqa: S608
+    devices = _execute("DELETE FROM devices WHERE account_id = :a", a=account_id).rowcount
+    _execute("DELETE FROM smart_seen_numbers WHERE account_id = :a", a=account_id)
+    _execute("DELETE FROM account_numbers WHERE account_id = :a", a=account_id)
+    _execute("DELETE FROM accounts WHERE id = :a", a=account_id)
+    return {"devices": devices, "contacts": contacts}
+
+
+def _snapshot() -> None:
+    """Read what follows from one snapshot (when the transaction has not started yet)."""
+    if not db.session().in_transaction():
+        _execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+
+
+def export_json(cloud_id: str, username: str, device_id: str | None = None) -> str:
+    """The account's devices (or the one named) with their contacts as stored, as JSON text."""
+    from contacts_service.views.devices import device_json
+
+    _snapshot()
+    account_id = find_account(cloud_id, username)
+    devices = repository.list_devices(account_id)
+    if device_id is not None:
+        devices = [device for device in devices if device.device_id == device_id]
+        if not devices:
+            raise NoSuchDevice(device_id)
+    parts = []
+    for device in devices:
+        head = _dumps(device_json(device))
+        contacts = ",".join(repository.documents(device.pk))
+        parts.append(f'{head[:-1]},"contacts":[{contacts}]}}')
+    return (
+        f'{{"cloud_id":{_dumps(cloud_id)},"username":{_dumps(username)},'
+        f'"devices":[{",".join(parts)}]}}'
+    )
+
+
+def export_vcard(cloud_id: str, username: str, device_id: str) -> str:
+    """One vCard 4.0 per contact of the account's device, in contactId order."""
+    _snapshot()
+    device = repository.get_device(find_account(cloud_id, username), device_id)
+    if device is None:
+        raise NoSuchDevice(device_id)
+    return serialize(json.loads(document) for document in repository.documents(device.pk))
+
+
+def _dumps(value) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def cloud_stats(cloud_id: str) -> dict:
+    """Accounts, devices and contacts of the Cloud ID, from the accounts and devices rows."""
+    row = _execute(
+        """
+        SELECT count(DISTINCT a.id), count(d.pk), COALESCE(sum(d.contact_count), 0)
+        FROM accounts AS a LEFT JOIN devices AS d ON d.account_id = a.id
+        WHERE a.cloud_id = :c
+        """,
+        c=cloud_id,
+    ).one()
+    return {"cloud_id": cloud_id, "accounts": row[0], "devices": row[1], "contacts": int(row[2])}
+
+
+class StatsCache:
+    """cloud_stats() per Cloud ID, kept `seconds` in this process (the oldest entries leave
+    beyond `entries` Cloud IDs)."""
+
+    def __init__(
+        self, seconds: float = STATS_CACHE_SECONDS, entries: int = STATS_CACHE_ENTRIES, clock=None
+    ):
+        self.seconds = seconds
+        self.entries = entries
+        self.clock = clock or time.monotonic
+        self._lock = threading.Lock()
+        self._figures: OrderedDict[str, tuple[float, dict]] = OrderedDict()
+
+    def get(self, cloud_id: str) -> dict:
+        now = self.clock()
+        with self._lock:
+            cached = self._figures.get(cloud_id)
+        if cached is not None and now - cached[0] < self.seconds:
+            return cached[1]
+        figures = cloud_stats(cloud_id)
+        with self._lock:
+            self._figures[cloud_id] = (now, figures)
+            self._figures.move_to_end(cloud_id)
+            while len(self._figures) > self.entries:
+                self._figures.popitem(last=False)
+        return figures

@@ -1,0 +1,150 @@
+"""What the admin routes and commands of both services share: the account body, the Cloud ID
+path parameter, the one audit line per admin action, and the `accounts` command's arguments.
+
+Audit lines go to the `<service>.admin` logger at INFO whatever LOG_LEVEL says (an operator
+action is never filtered out), as JSON with an `audit` object: client id, action, cloud_id,
+username, result (`ok` or the error code) and, over HTTP, the status and client address.
+Nothing else of the request is logged: no header, no body, so no secret.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import sys
+from typing import Any
+
+from flask import Blueprint, Response, g, request
+from marshmallow import RAISE, Schema, ValidationError, fields
+
+from shared import text
+from shared.text import validator
+
+CLOUD_ID_METADATA = {
+    "description": "The provider's Cloud ID (1-64 characters of [A-Za-z0-9_.-], not only dots).",
+    "pattern": text.CLOUD_ID_PATTERN,
+    "minLength": 1,
+    "maxLength": 64,
+}
+CLOUD_ID_PARAMETER = {
+    "type": "string",
+    "pattern": text.CLOUD_ID_PATTERN,
+    "minLength": 1,
+    "maxLength": 64,
+}
+
+
+class AccountBodySchema(Schema):
+    """An admin body naming one account; other keys are a 400."""
+
+    class Meta:
+        unknown = RAISE
+
+    cloud_id = fields.String(
+        required=True, validate=validator(text.cloud_id), metadata=CLOUD_ID_METADATA
+    )
+    username = fields.String(
+        required=True,
+        validate=validator(text.username),
+        metadata={
+            "description": "SIP username (1-128 characters, no control characters).",
+            "pattern": text.NO_CONTROL_PATTERN,
+            "minLength": 1,
+            "maxLength": 128,
+        },
+    )
+
+
+class CloudIdSchema(Schema):
+    """A Cloud ID from a path (GET .../clouds/{cloud_id}/stats)."""
+
+    cloud_id = fields.String(required=True, validate=validator(text.cloud_id))
+
+
+def audit_logger(service: str) -> logging.Logger:
+    """The service's audit logger: INFO always reaches the log handler, whatever LOG_LEVEL."""
+    log = logging.getLogger(f"{service}.admin")
+    log.setLevel(logging.INFO)
+    return log
+
+
+def write_audit(
+    log: logging.Logger,
+    *,
+    client: str | None,
+    action: str,
+    result: str,
+    cloud_id: str | None = None,
+    username: str | None = None,
+    **extra: Any,
+) -> None:
+    """One structured line for one admin action."""
+    entry = {
+        "client": client,
+        "action": action,
+        "cloud_id": cloud_id,
+        "username": username,
+        "result": result,
+        **extra,
+    }
+    log.info("admin %s: %s", action, result, extra={"audit": entry})
+
+
+def note_account(**fields_: str) -> None:
+    """Name the account (or cloud) the current admin request acts on, for its audit line."""
+    g.admin_target = fields_
+
+
+def note_client(client_id: str) -> None:
+    g.admin_client = client_id
+
+
+def register_audit(bp: Blueprint, log: logging.Logger, actions: dict[str, str]) -> None:
+    """After every answer of the blueprint's routes (errors included: failed authentication,
+    invalid fields, unknown account), write the request's one audit line. `actions` maps a
+    view name to the action it logs as."""
+
+    @bp.after_request
+    def _audit(response: Response) -> Response:
+        view = (request.endpoint or "").rpartition(".")[2]
+        action = actions.get(view)
+        if action is None or request.method == "OPTIONS":
+            return response
+        if response.status_code < 400:
+            result = "ok"
+        else:
+            body = response.get_json(silent=True)
+            result = body.get("error", "error") if isinstance(body, dict) else "error"
+        write_audit(
+            log,
+            client=g.get("admin_client"),
+            action=action,
+            result=result,
+            status=response.status_code,
+            remote=request.remote_addr,
+            **g.get("admin_target", {}),
+        )
+        return response
+
+
+# --- the `accounts` command -----------------------------------------------------------------
+
+
+def cli_client() -> str:
+    """The client id audit lines of the command line carry: `cli:<operating-system user>`."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def cli_account(prog: str, args: argparse.Namespace) -> dict | None:
+    """The account the command names, validated like an admin body; None (problems printed
+    to stderr) when a field is invalid."""
+    try:
+        return AccountBodySchema().load({"cloud_id": args.cloud_id, "username": args.username})
+    except ValidationError as exc:
+        for name, problems in sorted(exc.messages.items()):
+            print(f"{prog}: --{name.replace('_', '-')}: {' '.join(problems)}", file=sys.stderr)
+        return None
