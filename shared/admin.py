@@ -19,14 +19,9 @@ from flask import Blueprint, Response, g, request
 from marshmallow import RAISE, Schema, ValidationError, fields
 
 from shared import text
+from shared.schemas import cloud_id_field, username_field
 from shared.text import validator
 
-CLOUD_ID_METADATA = {
-    "description": "The provider's Cloud ID (1-64 characters of [A-Za-z0-9_.-], not only dots).",
-    "pattern": text.CLOUD_ID_PATTERN,
-    "minLength": 1,
-    "maxLength": 64,
-}
 CLOUD_ID_PARAMETER = {
     "type": "string",
     "pattern": text.CLOUD_ID_PATTERN,
@@ -41,19 +36,8 @@ class AccountBodySchema(Schema):
     class Meta:
         unknown = RAISE
 
-    cloud_id = fields.String(
-        required=True, validate=validator(text.cloud_id), metadata=CLOUD_ID_METADATA
-    )
-    username = fields.String(
-        required=True,
-        validate=validator(text.username),
-        metadata={
-            "description": "SIP username (1-128 characters, no control characters).",
-            "pattern": text.NO_CONTROL_PATTERN,
-            "minLength": 1,
-            "maxLength": 128,
-        },
-    )
+    cloud_id = cloud_id_field()
+    username = username_field()
 
 
 class CloudIdSchema(Schema):

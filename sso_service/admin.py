@@ -21,8 +21,6 @@ from dataclasses import dataclass
 
 import redis
 
-from shared.client_auth import address_key, too_many
-from sso_service.rate_limit import _HIT
 from sso_service.token_store import _account_key, cloud_accounts_key, cloud_tokens_key
 
 log = logging.getLogger(__name__)
@@ -89,38 +87,3 @@ class AccountAdmin:
         pipe.zcount(cloud_tokens_key(cloud_id), f"({int(time.time())}", "+inf")
         accounts, active = pipe.execute()
         return CloudStats(cloud_id, int(accounts), int(active))
-
-
-class RedisFailureThrottle:
-    """Failed admin client authentications per client address in fixed one-minute windows,
-    shared by every worker through Redis (counted apart from /v1/introspect's, so neither can
-    use up the other's allowance). Fails open while Redis is down: every admin action needs
-    Redis and answers 503 then anyway."""
-
-    def __init__(self, client: redis.Redis, limit: int, prefix: str = "sso:rl:admin"):
-        self.redis = client
-        self.limit = limit
-        self.prefix = prefix
-        self._hit = client.register_script(_HIT)
-
-    def _key(self, address: str) -> str:
-        return f"{self.prefix}:{address_key(address)}:{int(time.time() // 60)}"
-
-    def check(self, address: str) -> None:
-        key = self._key(address)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.get(key)
-        pipe.ttl(key)
-        try:
-            count, ttl = pipe.execute()
-        except redis.RedisError:
-            log.warning("admin client-auth throttle skipped: redis unavailable")
-            return
-        if count is not None and int(count) >= self.limit:
-            raise too_many(ttl if ttl and ttl > 0 else 60)
-
-    def record_failure(self, address: str) -> None:
-        try:
-            self._hit(keys=[self._key(address)], args=[60])
-        except redis.RedisError:
-            log.warning("admin client-auth failure not counted: redis unavailable")

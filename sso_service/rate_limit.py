@@ -25,7 +25,7 @@ from collections.abc import Iterator
 
 import redis
 
-from shared.client_auth import address_key
+from shared.client_auth import address_key, too_many
 from shared.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -83,13 +83,11 @@ class LoginLimiter:
         max_failed: int,
         failed_window: int,
         max_per_ip: int,
-        max_failed_client_auth_per_ip: int = 30,
     ):
         self.redis = client
         self.max_failed = max_failed
         self.failed_window = failed_window
         self.max_per_ip = max_per_ip
-        self.max_failed_client_auth = max_failed_client_auth_per_ip
         self._hit = client.register_script(_HIT)
         self._reserve = client.register_script(_RESERVE)
 
@@ -124,30 +122,38 @@ class LoginLimiter:
                 with contextlib.suppress(redis.RedisError):
                     self.redis.zrem(key, member)
 
-    @staticmethod
-    def _client_auth_key(address: str) -> str:
-        return f"sso:rl:client:{address_key(address)}:{int(time.time() // 60)}"
 
-    def check_client_auth(self, address: str) -> None:
-        """ApiError 429 while `address` has used up its failed introspection client logins.
+class RedisFailureThrottle:
+    """Failed client authentications (introspection or admin clients, each under its own
+    prefix, so neither can use up the other's allowance) per client address in fixed
+    one-minute windows, shared by every worker through Redis. Fails open while Redis is down:
+    forged tokens are still answered from the MAC alone then, every real token lookup and
+    every admin action answers 503 anyway."""
 
-        Fails open while Redis is down: forged tokens are still answered from the MAC alone
-        then, and every real token lookup answers 503 anyway.
-        """
-        key = self._client_auth_key(address)
+    def __init__(self, client: redis.Redis, limit: int, prefix: str):
+        self.redis = client
+        self.limit = limit
+        self.prefix = prefix
+        self._hit = client.register_script(_HIT)
+
+    def _key(self, address: str) -> str:
+        return f"{self.prefix}:{address_key(address)}:{int(time.time() // 60)}"
+
+    def check(self, address: str) -> None:
+        key = self._key(address)
         pipe = self.redis.pipeline(transaction=False)
         pipe.get(key)
         pipe.ttl(key)
         try:
             count, ttl = pipe.execute()
         except redis.RedisError:
-            log.warning("client-auth throttle skipped: redis unavailable")
+            log.warning("%s throttle skipped: redis unavailable", self.prefix)
             return
-        if count is not None and int(count) >= self.max_failed_client_auth:
-            raise _too_many(ttl if ttl and ttl > 0 else 60, "failed client authentications")
+        if count is not None and int(count) >= self.limit:
+            raise too_many(ttl if ttl and ttl > 0 else 60)
 
-    def record_client_auth_failure(self, address: str) -> None:
+    def record_failure(self, address: str) -> None:
         try:
-            self._hit(keys=[self._client_auth_key(address)], args=[60])
+            self._hit(keys=[self._key(address)], args=[60])
         except redis.RedisError:
-            log.warning("client-auth failure not counted: redis unavailable")
+            log.warning("%s failure not counted: redis unavailable", self.prefix)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from marshmallow import EXCLUDE, Schema, fields, post_load, validate
 
 from shared import text
+from shared.schemas import cloud_id_field, username_field
 from shared.text import validator
 from sso_service.ext_auth import Definition
 
@@ -16,32 +17,14 @@ class LoginSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    username = fields.String(
-        required=True,
-        validate=validator(text.username),
-        metadata={
-            "description": "SIP username (1-128 characters, no control characters).",
-            "pattern": text.NO_CONTROL_PATTERN,
-            "minLength": 1,
-            "maxLength": 128,
-        },
-    )
+    username = username_field()
     password = fields.String(
         required=True,
         validate=validate.Length(min=1, max=1024),
         load_only=True,
         metadata={"description": "SIP password; never logged, stored or echoed."},
     )
-    cloud_id = fields.String(
-        required=True,
-        validate=validator(text.cloud_id),
-        metadata={
-            "description": "The provider's Cloud ID (1-64 characters, not only dots).",
-            "pattern": text.CLOUD_ID_PATTERN,
-            "minLength": 1,
-            "maxLength": 64,
-        },
-    )
+    cloud_id = cloud_id_field()
     host = fields.String(
         load_default=None,
         allow_none=True,

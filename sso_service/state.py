@@ -12,7 +12,7 @@ from flask import Flask, current_app
 
 from sso_service.definitions import DefinitionSource, load_clouds_file
 from sso_service.ext_auth import ExtAuthClient
-from sso_service.rate_limit import LoginLimiter
+from sso_service.rate_limit import LoginLimiter, RedisFailureThrottle
 from sso_service.settings import Settings
 from sso_service.token_store import TokenStore, connect
 from sso_service.upstream import UpstreamClient
@@ -26,6 +26,8 @@ class AppState:
     redis: redis.Redis
     tokens: TokenStore
     limiter: LoginLimiter
+    # Failed /v1/introspect client authentications per address.
+    client_throttle: RedisFailureThrottle
     definitions: DefinitionSource
     ext_auth: ExtAuthClient
     # Logins of this process waiting on a provider at once: a slow or hung provider can hold
@@ -48,7 +50,9 @@ class AppState:
                 settings.max_failed_logins,
                 settings.failed_login_window_seconds,
                 settings.max_logins_per_ip,
-                settings.max_failed_client_auth_per_ip,
+            ),
+            client_throttle=RedisFailureThrottle(
+                client, settings.max_failed_client_auth_per_ip, prefix="sso:rl:client"
             ),
             definitions=DefinitionSource(
                 client,

@@ -24,7 +24,8 @@ from shared.admin import (
 from shared.client_auth import basic_client
 from shared.contract import Answer, Api, Failure
 from shared.errors import ApiError
-from sso_service.admin import AccountAdmin, RedisFailureThrottle
+from sso_service.admin import AccountAdmin
+from sso_service.rate_limit import RedisFailureThrottle
 from sso_service.state import app_state
 
 blueprint = Blueprint("admin", __name__)
@@ -58,7 +59,9 @@ def init_app(app: Flask) -> None:
     app.extensions[_EXTENSION] = AdminState(
         clients=sso.settings.admin_clients,
         accounts=AccountAdmin(sso.redis),
-        throttle=RedisFailureThrottle(sso.redis, sso.settings.max_failed_client_auth_per_ip),
+        throttle=RedisFailureThrottle(
+            sso.redis, sso.settings.max_failed_client_auth_per_ip, prefix="sso:rl:admin"
+        ),
     )
     app.register_blueprint(blueprint)
 
