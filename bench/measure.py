@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import time
 from pathlib import Path
 
@@ -10,17 +11,19 @@ import requests
 
 
 class CountingSession(requests.Session):
-    """A keep-alive session that counts the bytes of every request and response it carries.
+    """A keep-alive session that counts the bytes of every request and response it carries,
+    as they crossed the wire.
 
-    Bytes are request line + headers + body and status line + headers + body, as sent and
-    received (both sides are asked for `identity` encoding, so the body is what went over
-    the wire).
+    Bytes are request line + headers + body as sent (compressed when the client sent gzip),
+    and status line + headers + body as received: urllib3 counts the body bytes read from the
+    socket before any Content-Encoding is decoded. `accept` is the Accept-Encoding the client
+    sends: "gzip" as a phone app would, or "identity".
     """
 
-    def __init__(self):
+    def __init__(self, accept: str = "gzip"):
         super().__init__()
         self.trust_env = False
-        self.headers["Accept-Encoding"] = "identity"
+        self.headers["Accept-Encoding"] = accept
         self.bytes = 0
         self.requests = 0
         self.hooks["response"].append(self._count)
@@ -33,9 +36,19 @@ class CountingSession(requests.Session):
         sent += len(body.encode() if isinstance(body, str) else body)
         received = 15 + len(response.reason or "")
         received += sum(len(k) + len(v) + 4 for k, v in response.headers.items()) + 2
-        received += len(response.content)
+        # The body as it came (after de-chunking, before gzip decoding), then decoded here:
+        # urllib3 does not count the bytes of chunked answers itself.
+        raw = response.raw.read(decode_content=False) or b""
+        received += len(raw)
+        if response.headers.get("Content-Encoding", "").lower() == "gzip" and raw:
+            raw = gzip.decompress(raw)
+        response._content, response._content_consumed = raw, True
         self.bytes += sent + received
         self.requests += 1
+
+    def request(self, method, url, **kwargs):
+        kwargs["stream"] = True  # the hook reads the body itself, undecoded
+        return super().request(method, url, **kwargs)
 
 
 class Step:
@@ -85,6 +98,11 @@ def _status_kib(pid: int, field: str) -> int:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def status_mib(pid: int, field: str) -> float:
+    """One /proc/<pid>/status figure (VmRSS, VmHWM) in MiB."""
+    return _status_kib(pid, field) / 1024
 
 
 def peak_rss_mib(pid: int) -> float:

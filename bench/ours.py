@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import secrets
 import sys
@@ -23,11 +24,19 @@ PASSWORD = "bench-password"
 CLIENT_ID = "contacts"
 
 JSON = {"Content-Type": "application/json"}
+GZIP_JSON = {**JSON, "Content-Encoding": "gzip"}
 
 
 def encode(body: dict) -> bytes:
     """What a client sends: compact UTF-8 JSON (encoded before the clock starts)."""
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def upload_body(body: dict, compress: bool) -> bytes:
+    """A PATCH body as a phone app sends it: gzip (level 6, Python's default for zlib) when
+    `compress`, prepared before the clock starts like encode()."""
+    raw = encode(body)
+    return gzip.compress(raw, compresslevel=6, mtime=0) if compress else raw
 
 
 class OurStack:
@@ -106,8 +115,12 @@ class OurStack:
 class OurRun:
     """One run of the scenario on a fresh device."""
 
-    def __init__(self, stack: OurStack, session: CountingSession, token: str):
+    def __init__(
+        self, stack: OurStack, session: CountingSession, token: str, compress: bool = True
+    ):
         self.session = session
+        self.compress = compress
+        self.write_headers = GZIP_JSON if compress else JSON
         self.session.headers["Authorization"] = f"Bearer {token}"
         self.base = stack.contacts.url + "/v1/devices/"
         self.device = self.register(f"bench-{uuid.uuid4().hex[:12]}")
@@ -126,13 +139,13 @@ class OurRun:
 
     def _patch(self, device: str, body: bytes) -> dict:
         response = self.session.patch(
-            f"{self.base}{device}/contacts", data=body, headers=JSON, timeout=900
+            f"{self.base}{device}/contacts", data=body, headers=self.write_headers, timeout=900
         )
         return expect(response, 200).json()
 
     def initial_upload(self, book: list[dict]) -> Step:
         """All N contacts in one PATCH."""
-        body = encode({"upsert": book})
+        body = upload_body({"upsert": book}, self.compress)
         with Step(self.session) as step:
             result = self._patch(self.device, body)
         if result["upserted"] != len(book):
@@ -143,7 +156,10 @@ class OurRun:
     def initial_upload_batched(self, book: list[dict], batch: int = 1000) -> Step:
         """All N contacts in PATCHes of `batch`, on a second fresh device (deleted after)."""
         device = self.register(f"bench-batched-{uuid.uuid4().hex[:12]}")
-        bodies = [encode({"upsert": book[i : i + batch]}) for i in range(0, len(book), batch)]
+        bodies = [
+            upload_body({"upsert": book[i : i + batch]}, self.compress)
+            for i in range(0, len(book), batch)
+        ]
         with Step(self.session) as step:
             for body in bodies:
                 self._patch(device, body)
@@ -170,7 +186,9 @@ class OurRun:
 
     def incremental_sync(self, changes: Changes) -> Step:
         """Edits, adds and deletes in one PATCH."""
-        body = encode({"upsert": changes.edited + changes.added, "delete": changes.deleted})
+        body = upload_body(
+            {"upsert": changes.edited + changes.added, "delete": changes.deleted}, self.compress
+        )
         with Step(self.session) as step:
             result = self._patch(self.device, body)
         expected = (len(changes.edited) + len(changes.added), len(changes.deleted))

@@ -1,12 +1,15 @@
 """`make bench`: our Contacts service against Radicale (CardDAV) on the same sync scenario.
 
     .venv/bin/python bench/run.py [--sizes 5000,20000] [--runs 3] [--quick] [--only ours|radicale]
+                                  [--skip-throughput] [--duration 10s] [--rounds 3] ...
 
 Starts everything it measures on loopback (private redis-server, throwaway PostgreSQL database,
 stand-in provider, SSO and Contacts under gunicorn with 2 workers each, Radicale with a
 temporary storage folder), runs the scenario per size and run on a fresh device / collection,
 prints the table of medians with the Radicale/ours ratio, bytes and peak RSS, checks the two
-targets and writes everything to bench/results/bench-<timestamp>.json. See docs/bench.md.
+targets and writes everything to bench/results/bench-<timestamp>.json. Then, on the same
+stack, the throughput step (bench/throughput.py: wrk against an authenticated request and each
+service's no-op) unless --skip-throughput. See docs/bench.md.
 """
 
 from __future__ import annotations
@@ -26,10 +29,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import throughput  # noqa: E402
 from bench.data import generate, make_changes  # noqa: E402
-from bench.measure import CountingSession, peak_rss_mib, reset_peak_rss  # noqa: E402
+from bench.measure import (  # noqa: E402
+    CountingSession,
+    peak_rss_mib,
+    process_tree,
+    reset_peak_rss,
+    status_mib,
+)
 
-TARGET_RATIO = 5.0
+TARGET_RATIO = 10.0
+TARGET_ALL_RSS_MIB = 300  # every process of both services, 20,000 contacts
+TARGET_GROWTH = 3.0  # a worker's peak growth per request, in bodies
 TARGET_SCALING = 2.0
 
 # (row key, step, ours variant, Radicale variant, ours figure, Radicale figure)
@@ -61,6 +73,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--budget", type=float, default=3600, help="stop starting new runs after this many seconds"
     )
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument(
+        "--skip-throughput", action="store_true", help="skip the wrk step (bench/throughput.py)"
+    )
+    throughput.add_wrk_arguments(parser)
     args = parser.parse_args(argv)
     args.sizes = [500] if args.quick else [int(s) for s in args.sizes.split(",") if s.strip()]
     if args.quick:
@@ -169,7 +185,31 @@ def check_targets(table: list[dict]) -> dict:
         )
     else:
         scaling.update(met=None, figures="needs ours at both 5,000 and 20,000")
-    return {"speed": speed, "scaling": scaling}
+    heavier = [
+        f"{r['step']} ({r['ours']}) N={r['n']}: ours {_fmt_bytes(r['ours_bytes'])}, "
+        f"Radicale {_fmt_bytes(r['radicale_bytes'])}"
+        for r in table
+        if r["ours_bytes"] and r["radicale_bytes"] and r["ours_bytes"] > r["radicale_bytes"]
+    ]
+    wire = {
+        "target": "with gzip, ours sends and receives no more bytes than Radicale on every step",
+        "met": (not heavier) if compared else None,
+        "misses": heavier,
+    }
+    return {"speed": speed, "scaling": scaling, "wire": wire}
+
+
+def per_process_peaks(stack) -> dict[str, dict]:
+    """Each process of both services: its RSS now and its peak since the last reset (MiB)."""
+    found = {}
+    for service, part in (("contacts", stack.contacts), ("sso", stack.sso)):
+        for number, pid in enumerate(process_tree(part.process.pid)):
+            role = "master" if number == 0 else f"worker {pid}"
+            found[f"{service} {role}"] = {
+                "rss": status_mib(pid, "VmRSS"),
+                "peak": status_mib(pid, "VmHWM"),
+            }
+    return found
 
 
 def _fmt_s(value):
@@ -225,6 +265,22 @@ def render(results: dict) -> str:
     lines.append(f"Target: {speed['target']}: {verdicts[speed['met']]}")
     lines += [f"  miss: {m}" for m in speed["misses"]]
     lines.append(f"Target: {scaling['target']}: {verdicts[scaling['met']]} — {scaling['figures']}")
+    wire = targets.get("wire")
+    if wire:
+        lines.append(f"Target: {wire['target']}: {verdicts[wire['met']]}")
+        lines += [f"  miss: {m}" for m in wire["misses"]]
+    for size, processes in results.get("processes", {}).items():
+        lines.append(f"Per process at N={int(size):,} (MiB: RSS before the size → peak during it):")
+        for name, figures in processes.items():
+            lines.append(
+                f"  {name}: {figures['before']:.0f} → {figures['peak']:.0f}"
+                f" (+{figures['peak'] - figures['before']:.0f})"
+            )
+        total = sum(figures["peak"] for figures in processes.values())
+        lines.append(
+            f"  all processes of both services: {total:.0f} MiB peak"
+            f" (target ≤ {TARGET_ALL_RSS_MIB} at 20,000)"
+        )
     return "\n".join(lines)
 
 
@@ -247,6 +303,8 @@ def main(argv=None) -> int:
     }
     stack = radicale = None
     try:
+        if args.only != "radicale" and not args.skip_throughput:
+            throughput.ensure_wrk()  # before anything runs: a missing wrk fails at once
         if args.only != "radicale":
             from bench.ours import OurStack
 
@@ -269,6 +327,7 @@ def main(argv=None) -> int:
             book = generate(size, args.seed + size)
             for pid in _pids(stack, radicale).values():
                 reset_peak_rss(pid)
+            before = per_process_peaks(stack) if stack else {}
             for number in range(args.runs):
                 if time.monotonic() - started > args.budget:
                     print(f"budget of {args.budget:.0f} s spent: stopping", flush=True)
@@ -286,6 +345,14 @@ def main(argv=None) -> int:
             results["peak_rss_mib"][str(size)] = {
                 name: peak_rss_mib(pid) for name, pid in _pids(stack, radicale).items()
             }
+            if stack:
+                results.setdefault("processes", {})[str(size)] = {
+                    name: {"before": before.get(name, {}).get("rss", 0.0), "peak": now["peak"]}
+                    for name, now in per_process_peaks(stack).items()
+                }
+        if stack and not args.skip_throughput:
+            print("throughput step (wrk) …", flush=True)
+            results["throughput"] = throughput.measure(stack, token, args)
     except Exception as exc:  # still print and keep what was measured
         print(traceback.format_exc()[-4000:], file=sys.stderr)
         results["incomplete"] = True
@@ -301,6 +368,9 @@ def main(argv=None) -> int:
     results["elapsed_seconds"] = round(time.monotonic() - started, 1)
     print()
     print(render(results))
+    if "throughput" in results:
+        print()
+        print(throughput.render(results["throughput"]))
     args.results.mkdir(parents=True, exist_ok=True)
     path = args.results / f"bench-{stamp.strftime('%Y%m%dT%H%M%SZ')}.json"
     path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")

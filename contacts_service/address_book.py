@@ -8,18 +8,17 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from contacts_service import repository
+from contacts_service import notifications, repository
 from contacts_service.checksums import (
     block_id,
-    block_key,
     block_key_range,
-    contact_checksum,
 )
 from contacts_service.repository import DeviceRow
 from contacts_service.schemas import valid_device_id
 from contacts_service.settings import Settings
+from contacts_service.upload import PreparedContact
 from shared.errors import ApiError
-from shared.phone import normalise_region, to_e164
+from shared.phone import to_e164
 
 
 @dataclass(frozen=True)
@@ -34,87 +33,66 @@ class Caller:
     region: str | None
 
 
-@dataclass
-class PreparedBatch:
-    """Uploaded contacts as column arrays, ready for one bulk statement each."""
-
-    ids: list[str] = field(default_factory=list)
-    documents: list[str] = field(default_factory=list)
-    checksums: list[str] = field(default_factory=list)
-    block_keys: list[int] = field(default_factory=list)
-    # tel entries with an E.164 form: (contactId, position in contactEntries, entryId, e164)
-    numbers: list[tuple[str, int, str | None, str]] = field(default_factory=list)
-
-
 def not_found() -> ApiError:
     return ApiError(404, "not_found", "No such device.")
 
 
-def contact_region(contact: dict) -> str | None:
-    """The region a contact's national numbers belong to, from its own data."""
-    region = normalise_region(contact.get("countryCode"))
-    if region:
-        return region
-    # The first address that names a usable country: a first address holding only a city
-    # must not hide the country of the next one.
-    for address in contact.get("contactAddresses") or ():
-        if isinstance(address, dict):
-            region = normalise_region(address.get("countryCode"))
-            if region:
-                return region
-    return None
+# Rows per bulk statement: each statement's parameters are one array literal per column, and
+# the literal is copied a few times on its way to the socket (escaping, quoting, encoding), so
+# a slice of at most WRITE_SLICE rows and about WRITE_SLICE_BYTES of documents bounds that
+# text (a 32 MiB upload in one literal took a worker to 512 MiB) with few round trips.
+WRITE_SLICE = 2000
+WRITE_SLICE_BYTES = 2 * 1024 * 1024
 
 
-def prepare(contacts: list[dict], fallback_region: str | None, path: str) -> PreparedBatch:
-    """Serialise each validated contact once: stored text, checksum, block key, numbers.
-
-    A contact without a checksum gets the computed one appended as its last key, so it is read
-    back with it; everything else keeps the key order and text it was uploaded with.
-    """
-    batch = PreparedBatch()
-    for position, contact in enumerate(contacts):
-        try:
-            _prepare_one(batch, contact, fallback_region)
-        except UnicodeEncodeError:
-            # json.loads accepts unpaired surrogates ("\ud800"); they are not Unicode text.
-            raise ApiError(
-                400,
-                "invalid_json",
-                "The request body contains text that is not valid Unicode.",
-                {f"{path}.{position}": ["Contains an unpaired surrogate."]},
-            ) from None
-    return batch
+def _slices(contacts: list[PreparedContact]):
+    """(start, end) of consecutive slices within both limits (at least one contact each)."""
+    start, size = 0, 0
+    for index, contact in enumerate(contacts):
+        if index > start and (
+            index - start >= WRITE_SLICE or size + len(contact.document) > WRITE_SLICE_BYTES
+        ):
+            yield start, index
+            start, size = index, 0
+        size += len(contact.document)
+    if start < len(contacts):
+        yield start, len(contacts)
 
 
-def _prepare_one(batch: PreparedBatch, contact: dict, fallback_region: str | None) -> None:
-    if "checksum" in contact:
-        document, checksum = contact, contact["checksum"]
-    else:
-        checksum = contact_checksum(contact)
-        document = {**contact, "checksum": checksum}
-    raw = json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    raw.encode("utf-8")  # raises UnicodeEncodeError on unpaired surrogates (see prepare())
-    contact_id = contact["contactId"]
-    key = block_key(contact_id)
-    region = None
-    for index, entry in enumerate(contact.get("contactEntries") or ()):
-        if entry.get("type") != "tel":
+@dataclass
+class NumberColumns:
+    """The E.164 numbers of tel entries as four columns, one bulk insert each slice: a tuple
+    per number would cost ≈ 4 times the memory for a 50,000-number upload."""
+
+    contact_ids: list[str] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+    entry_ids: list[str | None] = field(default_factory=list)
+    numbers: list[str] = field(default_factory=list)
+
+
+def _numbers(
+    contacts: list[PreparedContact], changed: set[str], fallback_region: str | None
+) -> NumberColumns:
+    """The tel entries of the changed contacts that have an E.164 form."""
+    columns = NumberColumns()
+    for contact in contacts:
+        if not contact.tels or contact.contact_id not in changed:
             continue
-        if region is None:
-            region = contact_region(contact) or fallback_region or ""
-        number = to_e164(entry["uri"], region or None)
-        if number:
-            batch.numbers.append((contact_id, index, entry.get("entryId"), number))
-    batch.ids.append(contact_id)
-    batch.documents.append(raw)
-    batch.checksums.append(checksum)
-    batch.block_keys.append(key)
+        region = contact.region or fallback_region or None
+        for position, entry_id, uri in contact.tels:
+            number = to_e164(uri, region)
+            if number:
+                columns.contact_ids.append(contact.contact_id)
+                columns.positions.append(position)
+                columns.entry_ids.append(entry_id)
+                columns.numbers.append(number)
+    return columns
 
 
 def write_contacts(
     caller: Caller,
     device_id: str,
-    contacts: list[dict],
+    contacts: list[PreparedContact],
     delete_ids: list[str],
     replace: bool,
     settings: Settings,
@@ -122,8 +100,9 @@ def write_contacts(
     """Apply one PATCH (upsert + delete) or PUT (replace) to a device's book, all or nothing.
 
     The device row is locked first, so concurrent writes to one book queue up and each gets its
-    own revision; the revision grows by one only when something changed. An unknown device is a
-    404 before any work on the upload (serialising, checksums, number normalisation).
+    own revision; the revision grows by one only when something changed. The contacts arrive
+    validated and serialised (contacts_service/upload.py); an unknown device is a 404 before
+    any SQL write and before phone-number normalisation.
     """
     if len(contacts) > settings.max_contacts_per_device:
         raise _too_many(settings)
@@ -134,39 +113,53 @@ def write_contacts(
     )
     if device is None:
         raise not_found()
-    path = "contacts" if replace else "upsert"
-    batch = prepare(contacts, caller.region or settings.default_region, path)
     pk, revision = device.pk, device.revision + 1
+    ids = [contact.contact_id for contact in contacts]
     if replace:
-        deleted = repository.delete_contacts_except(pk, batch.ids)
+        deleted = repository.delete_contacts_except(pk, ids)
     else:
         deleted = repository.delete_contacts(pk, delete_ids)
-    changed, inserted = repository.upsert_contacts(
-        pk, revision, batch.ids, batch.documents, batch.checksums, batch.block_keys
-    )
+    changed: list[str] = []
+    inserted: set[str] = set()
+    for start, end in _slices(contacts):
+        part = contacts[start:end]
+        changed_part, inserted_part = repository.upsert_contacts(
+            pk,
+            revision,
+            [c.contact_id for c in part],
+            [c.document.decode("utf-8") for c in part],
+            [c.checksum for c in part],
+            [c.block_key for c in part],
+        )
+        changed += changed_part
+        inserted |= inserted_part
     contact_count = device.contact_count + len(inserted) - len(deleted)
     if changed or deleted:
         if contact_count > settings.max_contacts_per_device:
             raise _too_many(settings)
-        changed_set = set(changed)
-        numbers = [row for row in batch.numbers if row[0] in changed_set]
-        repository.replace_contact_numbers(
-            pk,
-            [cid for cid in changed if cid not in inserted] + deleted,
-            [row[0] for row in numbers],
-            [row[1] for row in numbers],
-            [row[2] for row in numbers],
-            [row[3] for row in numbers],
+        numbers = _numbers(contacts, set(changed), caller.region or settings.default_region)
+        repository.delete_contact_numbers(
+            pk, [cid for cid in changed if cid not in inserted] + deleted
         )
-        repository.record_seen_numbers(caller.account_id, {row[3] for row in numbers})
+        for start in range(0, len(numbers.numbers), WRITE_SLICE):
+            end = start + WRITE_SLICE
+            repository.insert_contact_numbers(
+                pk,
+                numbers.contact_ids[start:end],
+                numbers.positions[start:end],
+                numbers.entry_ids[start:end],
+                numbers.numbers[start:end],
+            )
+        repository.record_seen_numbers(caller.account_id, set(numbers.numbers))
         repository.record_deletions(pk, revision, deleted)
         repository.forget_deletions(pk, sorted(inserted))
         floor = repository.prune_deletions(pk, settings.change_log_days)
         device = repository.finish_write(pk, revision, contact_count, floor)
+        notifications.device_changed(pk, device.revision)
     return {
         "revision": device.revision,
         "upserted": len(changed),
-        "unchanged": len(batch.ids) - len(changed),
+        "unchanged": len(contacts) - len(changed),
         "deleted": len(deleted),
         "contact_count": device.contact_count,
     }
@@ -241,6 +234,45 @@ def check_since(device: DeviceRow, since: int, settings: Settings) -> None:
             "That revision is older than the change log keeps; read all contacts again.",
             {"since": [f"Oldest revision still answerable: {floor}."]},
         )
+
+
+class StreamedBook:
+    """A full book as the body of a streamed answer: the same bytes render_book() gives, in
+    pieces of DocumentStream.BATCH contacts. An iterable with close(), which the WSGI server
+    calls whether or not the body was read, so the database connection always goes back."""
+
+    def __init__(self, revision: int, smart_text: str, documents: repository.DocumentStream):
+        self._head = f'{{"revision":{revision},"contacts":['.encode()
+        self._tail = ('],"smart":' + smart_text + "}").encode()
+        self._documents = documents
+
+    def __iter__(self):
+        yield self._head
+        separator = b""
+        for batch in self._documents:
+            yield separator + ",".join(batch).encode()
+            separator = b","
+        yield self._tail
+
+    def close(self) -> None:
+        self._documents.close()
+
+
+# Books smaller than this are rendered whole: a second connection and a cursor cost more than
+# the memory they would save, and a small body can still be sent with a Content-Length.
+STREAM_FROM = 500
+
+
+def stream_book(device: DeviceRow, smart_text: str, settings: Settings) -> StreamedBook | None:
+    """The full book (no `since`) as a StreamedBook; None for a small book, or when the device
+    changed since the request read it (the caller renders it whole instead; rare, and correct
+    either way)."""
+    if device.contact_count < STREAM_FROM:
+        return None
+    documents = repository.DocumentStream.open(
+        device.pk, device.revision, settings.db_statement_timeout_seconds
+    )
+    return None if documents is None else StreamedBook(device.revision, smart_text, documents)
 
 
 def render_book(device: DeviceRow, since: int | None, smart_text: str) -> str:

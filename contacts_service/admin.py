@@ -13,6 +13,9 @@ session of the current app context.
   or one device's contacts as vCard 4.0 (contacts_service/vcard.py).
 - stats: accounts, devices and contacts of a Cloud ID from the accounts and devices rows (the
   per-device contact_count; no contact is read), cached per process for STATS_CACHE_SECONDS.
+- top_clouds: the same figures for every Cloud ID in one grouped query, for the per-Cloud-ID
+  gauges of /metrics (`cloud_gauges`; shared/metrics.py CloudGauges refreshes them at most
+  once a minute per worker process, never per scrape).
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ from collections import OrderedDict
 
 from sqlalchemy import text
 
-from contacts_service import repository
+from contacts_service import notifications, repository
 from contacts_service.extensions import db
 from contacts_service.vcard import serialize
+from shared.metrics import CloudFigures, CloudGauges
 
 STATS_CACHE_SECONDS = 30.0  # API.md allows figures up to 60 s old
 STATS_CACHE_ENTRIES = 1024
@@ -63,6 +67,7 @@ def erase(cloud_id: str, username: str) -> dict[str, int]:
     write already under way), then its device rows, then the deletes."""
     account_id = find_account(cloud_id, username, lock=True)
     _execute("SELECT pk FROM devices WHERE account_id = :a ORDER BY pk FOR UPDATE", a=account_id)
+    notifications.account_erasing(account_id, cloud_id)  # its streams end at commit
     by_device = "WHERE device_pk IN (SELECT pk FROM devices WHERE account_id = :a)"
     _execute(f"DELETE FROM contact_numbers {by_device}", a=account_id)  # noqa: S608
     _execute(f"DELETE FROM deleted_contacts {by_device}", a=account_id)  # noqa: S608
@@ -154,3 +159,42 @@ class StatsCache:
             while len(self._figures) > self.entries:
                 self._figures.popitem(last=False)
         return figures
+
+
+CLOUD_FIGURES = {
+    "accounts": "Accounts of the Cloud ID the service has seen.",
+    "devices": "Devices registered by the Cloud ID's accounts.",
+    "contacts": "Contacts stored on the Cloud ID's devices.",
+}
+
+
+def top_clouds(limit: int) -> CloudFigures:
+    """cloud_stats() of the `limit` Cloud IDs with most accounts, and how many Cloud IDs there
+    are: one grouped query over the accounts and devices rows, on its own connection (a scrape
+    is no request's unit of work)."""
+    with db.engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                """
+                SELECT a.cloud_id, count(DISTINCT a.id), count(d.pk),
+                       COALESCE(sum(d.contact_count), 0), count(*) OVER ()
+                FROM accounts AS a LEFT JOIN devices AS d ON d.account_id = a.id
+                GROUP BY a.cloud_id
+                ORDER BY 2 DESC, 1
+                LIMIT :n
+                """
+            ),
+            {"n": limit},
+        ).all()
+    top = [
+        (cloud_id, {"accounts": accounts, "devices": devices, "contacts": int(contacts)})
+        for cloud_id, accounts, devices, contacts, _ in rows
+    ]
+    return CloudFigures(clouds=rows[0][4] if rows else 0, top=top)
+
+
+def cloud_gauges(**options) -> CloudGauges:
+    """The per-Cloud-ID gauges of /metrics: contacts_cloud_accounts, contacts_cloud_devices and
+    contacts_cloud_contacts{cloud_id} (with contacts_cloud_ids and
+    contacts_cloud_stats_age_seconds)."""
+    return CloudGauges("contacts", CLOUD_FIGURES, top_clouds, **options)

@@ -20,6 +20,7 @@ from shared.body import register_body_limit
 from shared.compression import register_compression
 from shared.errors import error_response, register_error_handlers
 from shared.logging import configure_logging
+from shared.memory import register_memory_trim
 from shared.metrics import register_metrics
 from shared.web import (
     configure_cors,
@@ -65,6 +66,7 @@ def create_app(config: Settings | Mapping[str, str] | None = None) -> Flask:
     configure_cors(app, settings.cors_origins)
     register_security_headers(app)
     register_compression(app)
+    register_memory_trim(app)
     register_unit_of_work(app)  # last, so its after_request runs first
     return app
 
@@ -102,6 +104,10 @@ def init_database(app: Flask, settings: Settings) -> None:
     }
     pg_deadline.install(settings.db_statement_timeout_seconds, 5)
     db.init_app(app)
+    with app.app_context():
+        pg_deadline.statement_timeout_per_transaction(
+            db.engine, settings.db_statement_timeout_seconds
+        )
     migrate.init_app(app, db, directory=MIGRATIONS_DIR)
 
 
@@ -120,6 +126,14 @@ def register_database_errors(app: Flask) -> None:
         return error_response(500, "internal_error", "An internal error occurred.")
 
     app.register_error_handler(sa_exc.DBAPIError, database_unavailable)
+
+    def pool_exhausted(exc: sa_exc.TimeoutError):
+        # Every pooled connection busy for pool_timeout: the database is unavailable to this
+        # request, like a connection that cannot be made.
+        log.warning("database connection pool exhausted")
+        return error_response(503, "unavailable", "The database is unavailable.")
+
+    app.register_error_handler(sa_exc.TimeoutError, pool_exhausted)
 
 
 def register_unit_of_work(app: Flask) -> None:

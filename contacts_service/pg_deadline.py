@@ -1,13 +1,13 @@
 """Deadlines for every PostgreSQL round trip, so a hung server costs a request seconds, not
 forever.
 
-`statement_timeout` (set per connection) lets a healthy server cancel a runaway statement
-itself, and `connect_timeout` bounds a new connection. Neither helps when the server, or the
-path to it, hangs: the kernel keeps acknowledging TCP, so keep-alives see nothing, and libpq
-then waits on the socket without limit — a SIGSTOPped postmaster, a frozen VM, a full disk. A
-psycopg2 wait callback runs every round trip through poll() with a deadline instead; when it
-passes, psycopg2 marks the connection broken (SQLAlchemy then discards it) and the request
-answers 503.
+`statement_timeout` (set at the start of every transaction) lets a healthy server cancel a
+runaway statement itself, and `connect_timeout` bounds a new connection. Neither helps when the
+server, or the path to it, hangs: the kernel keeps acknowledging TCP, so keep-alives see
+nothing, and libpq then waits on the socket without limit — a SIGSTOPped postmaster, a frozen
+VM, a full disk. A psycopg2 wait callback runs every round trip through poll() with a deadline
+instead; when it passes, psycopg2 marks the connection broken (SQLAlchemy then discards it) and
+the request answers 503.
 """
 
 from __future__ import annotations
@@ -17,17 +17,36 @@ import time
 
 import psycopg2
 from psycopg2 import extensions
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 # Beyond the server's own statement_timeout, so a healthy server's clean cancel wins.
 _SLACK_SECONDS = 2.0
 
 
 def connect_args(statement_timeout_seconds: float, connect_timeout_seconds: int) -> dict:
-    """libpq options for each new connection."""
-    return {
-        "connect_timeout": connect_timeout_seconds,
-        "options": f"-c statement_timeout={int(statement_timeout_seconds * 1000)}",
-    }
+    """libpq options for each new connection.
+
+    No `options=-c statement_timeout=...`: behind PgBouncer in transaction pooling a client
+    connection is not a server session, so PgBouncer refuses that startup parameter (or, with
+    it in ignore_startup_parameters, drops it silently); see statement_timeout_per_transaction.
+    """
+    return {"connect_timeout": connect_timeout_seconds}
+
+
+def statement_timeout_per_transaction(engine: Engine, statement_timeout_seconds: float) -> None:
+    """`SET LOCAL statement_timeout` as the first statement of every transaction on `engine`.
+
+    A session-level setting (a startup option or a plain SET after connect) would stay on the
+    server connection PgBouncer hands to the next client, and would be missing from whichever
+    server connection this client's next transaction gets; SET LOCAL lives and dies with the
+    transaction, so it holds with or without a pooler. One small round trip per transaction.
+    """
+    statement = f"SET LOCAL statement_timeout = {int(statement_timeout_seconds * 1000)}"
+
+    @event.listens_for(engine, "begin")
+    def _set_statement_timeout(connection) -> None:
+        connection.exec_driver_sql(statement)
 
 
 def install(statement_timeout_seconds: float, connect_timeout_seconds: float) -> None:

@@ -8,12 +8,14 @@ Functions run on the request's session; the one commit per request happens in ap
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import text
 
+from contacts_service import notifications
 from contacts_service.extensions import db
 
 
@@ -89,6 +91,7 @@ def sync_account(cloud_id: str, username: str, numbers: list[str], sip_uri: str 
             a=account_id,
             nums=pg_array(numbers_in_order),
         )
+    notifications.cloud_changed(cloud_id)  # other accounts' Smart Contacts may differ now
     return account_id
 
 
@@ -280,22 +283,25 @@ def upsert_contacts(
     return changed, inserted
 
 
-def replace_contact_numbers(
+def delete_contact_numbers(device_pk: int, contact_ids: list[str]) -> None:
+    """Drop the numbers of these contacts (changed or deleted ones)."""
+    if contact_ids:
+        _execute(
+            "DELETE FROM contact_numbers "
+            "WHERE device_pk = :pk AND contact_id = ANY(CAST(:ids AS text[]))",
+            pk=device_pk,
+            ids=pg_array(contact_ids),
+        )
+
+
+def insert_contact_numbers(
     device_pk: int,
-    stale_ids: list[str],
     ids: list[str],
     positions: list[int],
     entry_ids: list[str | None],
     numbers: list[str],
 ) -> None:
-    """Drop the numbers of stale_ids, then insert the given (contact, position, entry, e164)."""
-    if stale_ids:
-        _execute(
-            "DELETE FROM contact_numbers "
-            "WHERE device_pk = :pk AND contact_id = ANY(CAST(:ids AS text[]))",
-            pk=device_pk,
-            ids=pg_array(stale_ids),
-        )
+    """Insert the given (contact, position, entry, e164) rows, as columns."""
     if ids:
         _execute(
             """
@@ -523,3 +529,86 @@ def smart_matches(
         own=pg_array(own_numbers),
     )
     return [tuple(row) for row in rows]
+
+
+# --- streamed reads ---------------------------------------------------------------------------
+
+
+class DocumentStream:
+    """The stored JSON text of a device's contacts, read from a server-side cursor in batches
+    (BATCH rows per round trip), in a REPEATABLE READ snapshot on a pooled connection of its
+    own: the request's session commits before a streamed body is sent, and the whole book is
+    never in this process at once.
+
+    `open()` returns None when the device's revision in the snapshot is not `revision` (a
+    write committed since the request read it): the caller then answers from the session.
+    Iterating yields lists of documents; `close()` gives the connection back (also when the
+    stream was never iterated, e.g. the client went away or the request was a HEAD).
+    """
+
+    BATCH = 1000
+
+    def __init__(self, connection, cursor):
+        self._connection, self._cursor = connection, cursor
+
+    @classmethod
+    def open(
+        cls, device_pk: int, revision: int, statement_timeout_seconds: float
+    ) -> DocumentStream | None:
+        connection = db.engine.raw_connection()
+        try:
+            plain = connection.cursor()
+            # A client that stops reading must not hold the snapshot open for long: PostgreSQL
+            # ends a transaction left idle, and this stream then fails instead of waiting.
+            plain.execute(
+                "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY;"
+                "SET LOCAL statement_timeout = %s;"
+                "SET LOCAL idle_in_transaction_session_timeout = %s;"
+                "SELECT revision FROM devices WHERE pk = %s",
+                (
+                    int(statement_timeout_seconds * 1000),
+                    int(max(statement_timeout_seconds, 60) * 1000),
+                    device_pk,
+                ),
+            )
+            row = plain.fetchone()
+            if row is None or row[0] != revision:
+                connection.rollback()
+                connection.close()
+                return None
+            cursor = connection.cursor(name="book")  # a server-side cursor (DECLARE)
+            cursor.itersize = cls.BATCH
+            cursor.execute(
+                "SELECT CAST(document AS text) FROM contacts WHERE device_pk = %s "
+                "ORDER BY contact_id",
+                (device_pk,),
+            )
+        except BaseException:
+            _discard(connection)
+            raise
+        return cls(connection, cursor)
+
+    def __iter__(self):
+        while True:
+            rows = self._cursor.fetchmany(self.BATCH)
+            if not rows:
+                return
+            yield [row[0] for row in rows]
+
+    def close(self) -> None:
+        if self._connection is None:
+            return
+        connection, self._connection = self._connection, None
+        try:
+            connection.rollback()  # read only: nothing to keep; also closes the cursor
+            connection.close()  # back to the pool
+        except Exception:
+            _discard(connection)
+
+
+def _discard(connection) -> None:
+    """Drop a connection in an unknown state: the pool replaces it."""
+    with contextlib.suppress(Exception):
+        connection.invalidate()
+    with contextlib.suppress(Exception):
+        connection.close()

@@ -45,6 +45,14 @@ class Settings:
     # Operators' clients for /v1/admin/... (optional: none means every admin request is a 401).
     admin_clients: dict[str, str] = field(default_factory=dict, repr=False)
     max_failed_admin_auth_per_ip: int = 30
+    # Change notifications (GET /v1/devices/{id}/events; contacts_service/notifications.py).
+    # LISTEN needs a session-long connection, which PgBouncer's transaction pooling cannot
+    # give: point this at PostgreSQL itself when CONTACTS_DATABASE_URL goes through PgBouncer.
+    listen_database_url: str | None = field(default=None, repr=False)
+    events_keepalive_seconds: float = 15.0
+    events_reintrospect_seconds: float = 30.0
+    max_streams_per_worker: int = 1000
+    max_streams_per_account: int = 10
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -57,6 +65,10 @@ class Settings:
         sso_url = env_str("CONTACTS_SSO_URL", environ=environ).rstrip("/")
         if not sso_url.startswith(("http://", "https://")):
             raise ConfigError("CONTACTS_SSO_URL must be an http:// or https:// URL")
+        listen_url = _postgres_url(
+            "CONTACTS_LISTEN_DATABASE_URL",
+            env_str("CONTACTS_LISTEN_DATABASE_URL", database_url, environ=environ),
+        )
         region = env_region("CONTACTS_DEFAULT_REGION", environ)
         log_level = env_log_level(environ)
         return cls(
@@ -106,4 +118,35 @@ class Settings:
             max_failed_admin_auth_per_ip=env_int(
                 "CONTACTS_MAX_FAILED_ADMIN_AUTH_PER_IP", 30, environ=environ, minimum=1
             ),
+            listen_database_url=listen_url,
+            # API.md: a keep-alive at least every 15 s, a re-introspection at least every 30 s.
+            events_keepalive_seconds=_at_most(
+                "CONTACTS_EVENTS_KEEPALIVE_SECONDS", 15.0, 0.1, 15.0, environ
+            ),
+            events_reintrospect_seconds=_at_most(
+                "CONTACTS_EVENTS_REINTROSPECT_SECONDS", 30.0, 0.5, 30.0, environ
+            ),
+            max_streams_per_worker=env_int(
+                "CONTACTS_MAX_STREAMS_PER_WORKER", 1000, environ=environ, minimum=0
+            ),
+            max_streams_per_account=env_int(
+                "CONTACTS_MAX_STREAMS_PER_ACCOUNT", 10, environ=environ, minimum=1
+            ),
         )
+
+
+def _postgres_url(name: str, url: str) -> str:
+    if not url.startswith(("postgresql://", "postgresql+psycopg2://", "postgres://")):
+        raise ConfigError(f"{name} must be a postgresql:// URL")
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    return url
+
+
+def _at_most(
+    name: str, default: float, minimum: float, maximum: float, environ: Mapping[str, str] | None
+) -> float:
+    value = env_float(name, default, environ=environ, minimum=minimum)
+    if value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum:g}")
+    return value

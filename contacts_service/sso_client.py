@@ -1,23 +1,43 @@
 """The SSO service, as the Contacts service sees it: token introspection.
 
-One pooled keep-alive requests.Session per worker process, an explicit short timeout, HTTP Basic
-client authentication. With CONTACTS_INTROSPECTION_CACHE_SECONDS > 0 active answers are cached
-in-process under SHA-256(token) + the SSO URL, never beyond the token's `exp`.
+Every Contacts request makes one introspection, so this client is built for that one call:
+
+- keep-alive connections, pooled per worker process (LIFO: the most recently used is the
+  least likely to have been closed by the SSO as idle; a request whose reused connection
+  turns out closed is sent once more on a new one, as introspection changes nothing);
+- ONE deadline for the whole exchange (`timeout`): connecting, the TLS handshake, sending and
+  reading the full answer. Every socket wait gets what is left of it, so an SSO that hangs, or
+  trickles its answer a byte at a time, costs a request `timeout` seconds, never more;
+- nothing beyond what the call needs: no cookies, no redirects, no proxies from the
+  environment, no retries beyond the one above, answers over 1 MiB refused; the request bytes
+  are prepared once, and the answer is parsed here (status line, headers, a Content-Length or
+  chunked body), which costs a fraction of what requests and http.client spend per call;
+- HTTPS verified against CONTACTS_SSO_CA_BUNDLE (else certifi's bundle), HTTP Basic client
+  authentication.
+
+With CONTACTS_INTROSPECTION_CACHE_SECONDS > 0 active answers are cached in-process under
+SHA-256(token) + the SSO URL, never beyond the token's `exp`.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import hashlib
+import io
+import ipaddress
+import json
 import logging
 import re
+import socket
+import ssl
 import threading
 import time
+import urllib.parse
 from collections import OrderedDict
 from dataclasses import dataclass
 
-import requests
-
-from shared.http import make_session
+import certifi
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +52,13 @@ CLOUD_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 USERNAME = re.compile(r"[^\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,128}")
 # Verified numbers considered from one answer (the SSO keeps at most 1,000 per account).
 MAX_PHONE_NUMBERS = 1000
+
+# An introspection answer is a few hundred bytes (tens of kB with 1,000 numbers).
+MAX_ANSWER_BYTES = 1 << 20
+_MAX_LINE = 8192
+_MAX_HEADERS = 100
+# Idle keep-alive connections kept per worker (more may be open while requests are in flight).
+POOL_SIZE = 32
 
 
 class SsoUnavailable(Exception):
@@ -89,6 +116,294 @@ def _phone_numbers(value: object) -> tuple[str, ...]:
     return tuple(dict.fromkeys(n for n in value if isinstance(n, str)))[:MAX_PHONE_NUMBERS]
 
 
+# --- the HTTP exchange ------------------------------------------------------------------------
+
+
+class _Broken(Exception):
+    """The exchange failed; `stale` says whether it failed the way a reused keep-alive
+    connection the SSO had already closed fails (nothing came back at all), which is worth one
+    more try on a new connection."""
+
+    def __init__(self, reason: str, stale: bool = False):
+        super().__init__(reason)
+        self.reason = reason
+        self.stale = stale
+
+
+class _DeadlineReader(io.RawIOBase):
+    """Socket reads, each waiting only for what is left of the exchange's deadline (a socket
+    timeout alone bounds one read, so a trickling answer could last forever)."""
+
+    def __init__(self, sock: socket.socket, deadline: float):
+        self.sock = sock
+        self.deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("introspection deadline passed")
+        self.sock.settimeout(remaining)
+        return self.sock.recv_into(buffer)
+
+
+class _Connection:
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.used = False
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    body: bytes
+    keep_alive: bool
+
+
+def _read_line(reader: io.BufferedReader) -> bytes:
+    line = reader.readline(_MAX_LINE + 1)
+    if len(line) > _MAX_LINE:
+        raise _Broken("header line too long")
+    if not line.endswith(b"\n"):
+        raise _Broken("connection closed mid-answer")
+    return line
+
+
+def _read_head(reader: io.BufferedReader, first: bytes) -> tuple[int, str, dict[str, str]]:
+    """Status code, HTTP version and headers (lower-cased names; repeats joined by ", ")."""
+    parts = first.split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+        raise _Broken("not an HTTP/1.x answer")
+    status = int(parts[1])
+    headers: dict[str, str] = {}
+    for _ in range(_MAX_HEADERS + 1):
+        line = _read_line(reader)
+        if line in (b"\r\n", b"\n"):
+            return status, parts[0].decode("ascii", "replace"), headers
+        name, sep, value = line.decode("latin-1").partition(":")
+        if not sep:
+            raise _Broken("malformed header line")
+        name, value = name.strip().lower(), value.strip()
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    raise _Broken("too many header lines")
+
+
+def _read_chunked(reader: io.BufferedReader) -> bytes:
+    chunks, size = [], 0
+    while True:
+        line = _read_line(reader).split(b";", 1)[0].strip()
+        try:
+            length = int(line, 16)
+        except ValueError:
+            raise _Broken("malformed chunk size") from None
+        if length < 0:
+            raise _Broken("malformed chunk size")
+        if length == 0:
+            while _read_line(reader) not in (b"\r\n", b"\n"):  # trailer fields
+                pass
+            return b"".join(chunks)
+        size += length
+        if size > MAX_ANSWER_BYTES:
+            raise _Broken("answer too large")
+        chunk = reader.read(length)
+        if len(chunk) != length:
+            raise _Broken("connection closed mid-answer")
+        chunks.append(chunk)
+        _read_line(reader)  # the CRLF after the chunk
+
+
+def _read_answer(sock: socket.socket, deadline: float, reused: bool) -> _Answer:
+    reader = io.BufferedReader(_DeadlineReader(sock, deadline), 16384)
+    try:
+        first = reader.readline(_MAX_LINE + 1)
+    except (ConnectionResetError, ConnectionAbortedError) as exc:
+        raise _Broken(f"connection reset: {exc.__class__.__name__}", stale=reused) from None
+    if not first:
+        raise _Broken("connection closed before an answer", stale=reused)
+    if not first.endswith(b"\n"):
+        raise _Broken("status line too long or cut")
+    status, version, headers = _read_head(reader, first)
+    while 100 <= status < 200:  # interim answers (100 Continue, 103 Early Hints) are skipped
+        status, version, headers = _read_head(reader, _read_line(reader))
+    if headers.get("content-encoding", "identity").lower() != "identity":
+        raise _Broken("an encoded answer (we asked for identity)")
+    connection = headers.get("connection", "").lower()
+    keep_alive = "close" not in connection and (version != "HTTP/1.0" or "keep-alive" in connection)
+    if status in (204, 304):  # never a body (RFC 9110), whatever the headers say
+        body = b""
+    elif "chunked" in headers.get("transfer-encoding", "").lower():
+        body = _read_chunked(reader)
+    elif "content-length" in headers:
+        length_text = headers["content-length"]
+        if not length_text.isdigit():
+            raise _Broken("malformed Content-Length")
+        length = int(length_text)
+        if length > MAX_ANSWER_BYTES:
+            raise _Broken("answer too large")
+        body = reader.read(length)
+        if len(body) != length:
+            raise _Broken("connection closed mid-answer")
+    else:  # delimited by the end of the connection
+        body = reader.read(MAX_ANSWER_BYTES + 1)
+        if len(body) > MAX_ANSWER_BYTES:
+            raise _Broken("answer too large")
+        keep_alive = False
+    return _Answer(status, body, keep_alive)
+
+
+_MAX_PENDING_LOOKUPS = 64
+_pending_lookups = threading.BoundedSemaphore(_MAX_PENDING_LOOKUPS)
+
+
+def _resolve(host: str, port: int, timeout: float) -> list[tuple[int, tuple]]:
+    """(family, sockaddr) pairs of `host`, within `timeout`: getaddrinfo has no timeout of its
+    own, so it runs in a thread and the exchange stops waiting at its deadline. Only new
+    connections resolve, so this is rare."""
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if literal is not None:
+        if literal.version == 6:
+            return [(socket.AF_INET6, (host, port, 0, 0))]
+        return [(socket.AF_INET, (host, port))]
+    if not _pending_lookups.acquire(blocking=False):
+        raise _Broken("name resolution backlog")
+    done = threading.Event()
+    outcome: dict = {}
+
+    def lookup():
+        try:
+            outcome["addresses"] = [
+                (family, sockaddr)
+                for family, _, _, _, sockaddr in socket.getaddrinfo(
+                    host, port, type=socket.SOCK_STREAM
+                )
+            ]
+        except OSError as exc:
+            outcome["error"] = exc
+        finally:
+            _pending_lookups.release()
+            done.set()
+
+    threading.Thread(target=lookup, name="sso-dns", daemon=True).start()
+    if not done.wait(timeout):
+        raise TimeoutError("name resolution timed out")
+    if "error" in outcome or not outcome.get("addresses"):
+        raise _Broken(f"cannot resolve {host}")
+    return outcome["addresses"]
+
+
+class _Exchanger:
+    """POSTs to one URL over pooled keep-alive connections, one deadline per exchange."""
+
+    def __init__(self, url: str, headers: dict[str, str], ca_bundle: str | None):
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {url!r}")
+        self.scheme = parts.scheme
+        self.host = parts.hostname
+        self.port = parts.port or (443 if self.scheme == "https" else 80)
+        default_port = self.port == (443 if self.scheme == "https" else 80)
+        host_header = f"[{self.host}]" if ":" in self.host else self.host
+        if not default_port:
+            host_header += f":{self.port}"
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        lines = [f"POST {path} HTTP/1.1", f"Host: {host_header}"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        self._head = ("\r\n".join(lines) + "\r\nContent-Length: ").encode("latin-1")
+        self._tls: ssl.SSLContext | None = None
+        if self.scheme == "https":
+            self._tls = ssl.create_default_context(cafile=ca_bundle or certifi.where())
+        self._idle: list[_Connection] = []
+        self._lock = threading.Lock()
+
+    def post(self, body: bytes, timeout: float) -> _Answer:
+        deadline = time.monotonic() + timeout
+        message = self._head + str(len(body)).encode() + b"\r\n\r\n" + body
+        connection = self._checkout() or self._connect(deadline)
+        try:
+            return self._send(connection, message, deadline)
+        except _Broken as exc:
+            if not exc.stale:
+                raise
+        # The SSO had closed the reused connection as we sent: once more, on a new one.
+        return self._send(self._connect(deadline), message, deadline)
+
+    def _send(self, connection: _Connection, message: bytes, deadline: float) -> _Answer:
+        keep = False
+        try:
+            reused = connection.used
+            connection.used = True
+            try:
+                connection.sock.settimeout(_remaining(deadline))
+                connection.sock.sendall(message)
+            except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+                raise _Broken("connection closed before sending", stale=reused) from None
+            answer = _read_answer(connection.sock, deadline, reused)
+            keep = answer.keep_alive
+            return answer
+        finally:
+            if keep:
+                self._checkin(connection)
+            else:
+                connection.close()
+
+    def _connect(self, deadline: float) -> _Connection:
+        last: Exception | None = None
+        for family, sockaddr in _resolve(self.host, self.port, _remaining(deadline)):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(_remaining(deadline))
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.connect(sockaddr)
+                if self._tls is not None:
+                    sock = self._tls.wrap_socket(sock, server_hostname=self.host)
+            except (OSError, _Broken) as exc:
+                sock.close()
+                if isinstance(exc, TimeoutError):
+                    raise
+                last = exc
+                continue
+            return _Connection(sock)
+        raise _Broken(f"cannot connect: {last.__class__.__name__ if last else 'no address'}")
+
+    def _checkout(self) -> _Connection | None:
+        with self._lock:
+            return self._idle.pop() if self._idle else None
+
+    def _checkin(self, connection: _Connection) -> None:
+        with self._lock:
+            if len(self._idle) < POOL_SIZE:
+                self._idle.append(connection)
+                return
+        connection.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
+
+
+def _remaining(deadline: float) -> float:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError("introspection deadline passed")
+    return remaining
+
+
+# --- the client -------------------------------------------------------------------------------
+
+
 class SsoClient:
     def __init__(
         self,
@@ -102,8 +417,18 @@ class SsoClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.cache_seconds = cache_seconds
-        self._session = make_session(user_agent="contact-sync-contacts", verify=ca_bundle or True)
-        self._session.auth = (client_id, client_secret)
+        basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode("ascii")
+        self._http = _Exchanger(
+            self.base_url + "/v1/introspect",
+            {
+                "User-Agent": "contact-sync-contacts",
+                "Authorization": f"Basic {basic}",
+                "Accept": "application/json",
+                "Accept-Encoding": "identity",
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+            ca_bundle,
+        )
         self._cache: OrderedDict[str, tuple[Identity, float]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -115,21 +440,24 @@ class SsoClient:
             cached = self._cached(key)
             if cached is not None:
                 return cached
+        body = urllib.parse.urlencode({"token": token}).encode("ascii")
         try:
-            response = self._session.post(
-                self.base_url + "/v1/introspect", data={"token": token}, timeout=self.timeout
-            )
-        except requests.RequestException as exc:
+            answer = self._http.post(body, self.timeout)
+        except TimeoutError:
+            raise SsoUnavailable("SSO timed out") from None
+        except _Broken as exc:
+            raise SsoUnavailable(f"SSO unreachable: {exc.reason}") from None
+        except (OSError, ValueError) as exc:  # refused, reset, TLS failures, bad bytes
             raise SsoUnavailable(f"SSO unreachable: {exc.__class__.__name__}") from None
-        if response.status_code != 200:
-            if response.status_code == 401:
+        if answer.status != 200:
+            if answer.status == 401:
                 log.error("the SSO service rejected our introspection client credentials")
-            raise SsoUnavailable(f"SSO answered {response.status_code}")
+            raise SsoUnavailable(f"SSO answered {answer.status}")
         try:
-            body = response.json()
-        except ValueError:
+            parsed = json.loads(answer.body)
+        except (ValueError, UnicodeDecodeError):
             raise SsoUnavailable("SSO answered a body that is not JSON") from None
-        identity = _identity(body)
+        identity = _identity(parsed)
         if identity is not None and key is not None:
             self._remember(key, identity)
         return identity
@@ -140,6 +468,10 @@ class SsoClient:
         # A malformed token is answered from its shape alone, without the SSO's Redis.
         if self.introspect(_READINESS_PROBE_TOKEN) is not None:
             raise SsoUnavailable("the SSO called the readiness probe token active")
+
+    def close(self) -> None:
+        """Close the idle pooled connections."""
+        self._http.close()
 
     def _cached(self, key: str) -> Identity | None:
         with self._lock:

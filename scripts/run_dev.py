@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""`make run`: the demo provider, the SSO service and the Contacts service, in the foreground.
-Ctrl-C or SIGTERM stops them all.
+"""`make run`: the demo provider, the SSO service, the Contacts service and the reference web
+client, in the foreground. Ctrl-C or SIGTERM stops them all.
 
 Secrets not given in the environment are generated for this run only. Settings already in the
 environment (SSO_*, CONTACTS_*) are passed through, so `make run` can point at other servers.
@@ -35,18 +35,28 @@ def wait_http(url: str, child: subprocess.Popen, what: str, timeout: float = 60.
     raise SystemExit(f"run: {what} did not answer at {url}")
 
 
+def with_origin(origins: str, url: str) -> str:
+    """CORS_ORIGINS with the origin of `url` added (unless it, or `*`, is there already)."""
+    listed = [item.strip() for item in origins.split(",") if item.strip()]
+    if "*" in listed or url in listed:
+        return ",".join(listed)
+    return ",".join([*listed, url])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--provider-port", type=int, default=8000)
     parser.add_argument("--sso-port", type=int, default=8001)
     parser.add_argument("--contacts-port", type=int, default=8002)
+    parser.add_argument("--web-port", type=int, default=8003)
     args = parser.parse_args()
 
     host = args.host
     provider_url = f"http://{host}:{args.provider_port}"
     sso_url = f"http://{host}:{args.sso_port}"
     contacts_url = f"http://{host}:{args.contacts_port}"
+    web_url = f"http://{host}:{args.web_port}"
 
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     client_id = env.get("CONTACTS_SSO_CLIENT_ID") or "contacts"
@@ -66,6 +76,8 @@ def main() -> int:
             "CONTACTS_DATABASE_URL": env.get("CONTACTS_DATABASE_URL")
             or "postgresql://contactsync:contactsync@127.0.0.1:5432/contactsync",
             "CONTACTS_SSO_URL": env.get("CONTACTS_SSO_URL") or sso_url,
+            # Both services read CORS_ORIGINS: the web client's page calls them cross-origin.
+            "CORS_ORIGINS": with_origin(env.get("CORS_ORIGINS", ""), web_url),
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -114,6 +126,22 @@ def main() -> int:
             [PYTHON, "-m", "contacts_service", "serve", "--bind", f"{host}:{args.contacts_port}"],
         )
         wait_http(contacts_url + "/healthz", contacts, "Contacts service", timeout=120)
+        web = start(
+            "web client",
+            [
+                PYTHON,
+                str(ROOT / "deploy" / "demo" / "web_server.py"),
+                "--host",
+                host,
+                "--port",
+                str(args.web_port),
+                "--sso-url",
+                sso_url,
+                "--contacts-url",
+                contacts_url,
+            ],
+        )
+        wait_http(web_url + "/config.json", web, "web client")
 
         login = (
             f"curl -s -X POST {sso_url}/v1/tokens -H 'Content-Type: application/json' "
@@ -123,6 +151,7 @@ def main() -> int:
         print(f"  demo provider  {provider_url}/portal/DEMO  (users alice, bob, carol)")
         print(f"  SSO service    {sso_url}   ({sso_url}/openapi.json)")
         print(f"  Contacts       {contacts_url}   ({contacts_url}/openapi.json)")
+        print(f"  Web client     {web_url}/   (sign in as DEMO / alice / alice-secret)")
         print("\nLog in as a demo user:\n")
         print(f"  {login}\n")
         print("Then use the token with the Contacts service:\n")

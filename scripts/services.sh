@@ -116,5 +116,33 @@ SQL
   log "postgresql ready"
 }
 
+# --- PgBouncer -------------------------------------------------------------------------------
+# Installed only (also when Redis and PostgreSQL already answer): the tests start their own
+# pgbouncer in front of their own database (tests/support/pgbouncer.py). Debian puts it in
+# /usr/sbin, which a non-root PATH may lack.
+ensure_pgbouncer() {
+  if command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ]; then
+    return
+  fi
+  apt_install pgbouncer
+}
+
 ensure_redis
 ensure_postgres
+ensure_pgbouncer
+
+# --- Chromium (browser tests) ----------------------------------------------------------------
+# Headless Chromium and its WebDriver for tests/browser (the reference web client). Installed
+# only: the tests start their own browser. CONTACTSYNC_SKIP_BROWSER=1 skips this on a machine
+# that only runs `make run`.
+ensure_chromium() {
+  if [ "${CONTACTSYNC_SKIP_BROWSER:-0}" = "1" ]; then
+    return
+  fi
+  if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+    return
+  fi
+  apt_install chromium chromium-driver
+}
+
+ensure_chromium

@@ -1,5 +1,6 @@
-"""What the admin routes and commands of both services share: the account body, the Cloud ID
-path parameter, the one audit line per admin action, and the `accounts` command's arguments.
+"""What the admin routes and commands of both services share: the one gate of the routes
+(`AdminGate`: HTTP Basic, the failure throttle, the audit line), their contract's common parts,
+the account body, the Cloud ID path parameter, and the `accounts` command's arguments.
 
 Audit lines go to the `<service>.admin` logger at INFO whatever LOG_LEVEL says (an operator
 action is never filtered out), as JSON with an `audit` object: client id, action, cloud_id,
@@ -13,12 +14,15 @@ import argparse
 import getpass
 import logging
 import sys
+from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Flask, Response, current_app, g, request
 from marshmallow import RAISE, Schema, ValidationError, fields
 
 from shared import text
+from shared.client_auth import FailureThrottle, basic_client
+from shared.contract import Api, Failure
 from shared.schemas import cloud_id_field, username_field
 from shared.text import validator
 
@@ -28,6 +32,24 @@ CLOUD_ID_PARAMETER = {
     "minLength": 1,
     "maxLength": 64,
 }
+
+
+AUTH_FAILURES = [
+    Failure(401, "invalid_client", "Missing or wrong admin client credentials"),
+    Failure(429, "too_many_attempts", "Too many failed authentications from this address"),
+]
+
+
+def admin_contract(unavailable: str) -> Api:
+    """The contract of a service's admin routes: field errors are 400 invalid_request (as at
+    the SSO, not the Contacts /v1 422), and 503 when `unavailable` (the service's store) is."""
+    return Api(
+        validation_status=400,
+        validation_error="invalid_request",
+        validation_message="The request has invalid or missing fields.",
+        common_failures=[Failure(503, "unavailable", unavailable)],
+        security="admin",
+    )
 
 
 class AccountBodySchema(Schema):
@@ -110,6 +132,33 @@ def register_audit(bp: Blueprint, log: logging.Logger, actions: dict[str, str]) 
             **g.get("admin_target", {}),
         )
         return response
+
+
+class AdminGate:
+    """The one gate in front of a service's /v1/admin routes.
+
+    `authenticate` (a route's `before`) checks HTTP Basic against the operators' clients with
+    `shared.client_auth.basic_client` (constant-time compare, failures counted by the service's
+    throttle, 401 or 429) and notes the client for the audit line; `audit` registers the one
+    audit line per request on the routes' blueprint. The clients and the throttle are per app
+    (`init_app`), so one module-level gate serves every app built in a process.
+    """
+
+    def __init__(self, service: str, realm: str):
+        self.realm = realm
+        self.log = audit_logger(service)
+        self._extension = f"{service}.admin_gate"
+
+    def init_app(self, app: Flask, clients: Mapping[str, str], throttle: FailureThrottle) -> None:
+        app.extensions[self._extension] = (clients, throttle)
+
+    def authenticate(self) -> None:
+        clients, throttle = current_app.extensions[self._extension]
+        note_client(basic_client(clients, throttle, realm=self.realm))
+
+    def audit(self, bp: Blueprint, actions: dict[str, str]) -> None:
+        """One audit line after every answer of `bp`'s routes (see register_audit)."""
+        register_audit(bp, self.log, actions)
 
 
 # --- the `accounts` command -----------------------------------------------------------------

@@ -10,6 +10,8 @@ weakly, so a 304 comes whichever encoding the ETag was seen with. Streamed answe
 from __future__ import annotations
 
 import gzip
+import zlib
+from collections.abc import Iterable
 
 from flask import Flask, Response, request
 
@@ -61,3 +63,40 @@ def _not_modified(response: Response) -> Response:
     if etag and not weak and held.is_weak(etag) and not held.is_strong(etag):
         response.set_etag(etag, weak=True)
     return response
+
+
+def streamed(chunks: Iterable[bytes], mimetype: str, headers: dict) -> Response:
+    """A streamed answer (chunked, no Content-Length) compressed as compress_response would
+    compress it whole: gzip when accepted (level LARGE_LEVEL: streamed bodies are the large
+    ones), `Vary: Accept-Encoding`, and a weak ETag when encoded. `chunks.close()`, if it
+    has one, runs whether or not the body was sent."""
+    accepted = accepts_gzip()
+    body = _GzipStream(chunks) if accepted else chunks
+    response = Response(body, mimetype=mimetype, headers=headers)
+    response.vary.add("Accept-Encoding")
+    if accepted:
+        response.headers["Content-Encoding"] = "gzip"
+        etag, weak = response.get_etag()
+        if etag and not weak:
+            response.set_etag(etag, weak=True)
+    return response
+
+
+class _GzipStream:
+    """gzip of an iterable of bytes, piece by piece; close() is passed on to the source."""
+
+    def __init__(self, chunks: Iterable[bytes]):
+        self._chunks = chunks
+
+    def __iter__(self):
+        encoder = zlib.compressobj(LARGE_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        for chunk in self._chunks:
+            encoded = encoder.compress(chunk)
+            if encoded:
+                yield encoded
+        yield encoder.flush()
+
+    def close(self) -> None:
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()

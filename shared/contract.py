@@ -32,7 +32,7 @@ from typing import Any
 from flask import Blueprint, Flask, request
 from marshmallow import Schema, ValidationError
 
-from shared.body import read_body
+from shared.body import read_body, request_bytes
 from shared.errors import ApiError, flatten_validation_messages
 
 
@@ -181,8 +181,7 @@ class Api:
                 if query is not None:
                     kwargs["query"] = self.load(query, _single_values(request.args))
                 if body is not None:
-                    data = read_body(forms=self.forms, required=body_required)
-                    kwargs["body"] = self.load(body, data)
+                    kwargs["body"] = self.load_body(body, body_required)
                 return view(**kwargs)
 
             endpoint.contract = contract
@@ -191,10 +190,19 @@ class Api:
 
         return decorator
 
-    def load(self, schema: Schema, data: Any) -> Any:
+    def load_body(self, schema: Schema, required: bool) -> Any:
+        """The request body validated by `schema`. A schema with `load_json_bytes(raw)` reads
+        the raw body itself (large uploads parsed piece by piece); its ValidationError is
+        reported like any other."""
+        streaming = getattr(schema, "load_json_bytes", None)
+        if streaming is None:
+            return self.load(schema, read_body(forms=self.forms, required=required))
+        return self.load(schema, request_bytes(), loader=streaming)
+
+    def load(self, schema: Schema, data: Any, loader: Callable | None = None) -> Any:
         """`data` validated by `schema`, or the service's validation error naming each field."""
         try:
-            return schema.load(data)
+            return (loader or schema.load)(data)
         except ValidationError as exc:
             raise ApiError(
                 self.validation.status,

@@ -70,12 +70,14 @@ def to_e164(raw: object, region: str | None) -> str | None:
     return parse_e164(text, region)
 
 
-@lru_cache(maxsize=65_536)
+@lru_cache(maxsize=4096)
 def parse_e164(text: str, region: str | None) -> str | None:
     """E.164 form of a bare number of at most MAX_NUMBER_LENGTH characters (see to_e164).
 
-    Cached: keys are short by construction (to_e164 bounds them), so the cache holds at most
-    65,536 x (64 characters + a region) however long the URIs clients send are.
+    Cached for what repeats: the verified numbers every introspection brings, and the few
+    numbers of an incremental sync. Not sized for a whole book: an upload's numbers are
+    mostly new, and 65,536 entries cost a worker ≈ 10 MB for no hits. Keys are short by
+    construction (to_e164 bounds them).
     """
     if len(text) > MAX_NUMBER_LENGTH:
         return None

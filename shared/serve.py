@@ -1,8 +1,15 @@
 """The `serve` command both services share: run a WSGI factory under gunicorn.
 
-`python -m sso_service serve --bind HOST:PORT --workers N [--certfile F --keyfile F]`.
-The app is created in each worker (not preloaded) so every worker gets its own connection
-pools.
+`python -m sso_service serve --bind HOST:PORT --workers N [--certfile F --keyfile F]
+[--worker-class gthread|gevent|sync]`. The app is created in each worker (not preloaded) so
+every worker gets its own connection pools.
+
+Worker classes: `gthread` (a thread per request in flight, `--threads` of them) suits short
+requests; `gevent` (a greenlet per connection, up to `--worker-connections`) lets one worker
+hold many long-lived connections, such as the Contacts service's change-notification streams.
+An app learns what its worker can hold from `worker_capacity()`, and that the worker is
+shutting down from `worker_stopping()`, so long-lived answers can stay below the one and end
+at the other.
 """
 
 from __future__ import annotations
@@ -14,9 +21,30 @@ import os
 import shutil
 import tempfile
 
+WORKER_CLASSES = ("gthread", "gevent", "sync")
+
+# Set in each worker process before the app is created (see run_gunicorn).
+_worker_capacity: int | None = None
+_worker = None
+
+
+def worker_capacity() -> int | None:
+    """How many requests this worker process can serve at once (gthread: its threads; gevent:
+    its worker connections; sync: 1); None when not running under `serve`."""
+    return _worker_capacity
+
+
+def worker_stopping() -> bool:
+    """Whether this gunicorn worker has been told to stop (its long-lived answers should end
+    now, so the worker can exit within the graceful timeout)."""
+    return _worker is not None and not _worker.alive
+
 
 def add_serve_arguments(
-    parser: argparse.ArgumentParser, default_bind: str, default_threads: int = 4
+    parser: argparse.ArgumentParser,
+    default_bind: str,
+    default_threads: int = 4,
+    default_worker_class: str = "gthread",
 ) -> None:
     parser.add_argument("--bind", default=default_bind, help=f"HOST:PORT (default {default_bind})")
     parser.add_argument(
@@ -27,6 +55,19 @@ def add_serve_arguments(
         type=int,
         default=default_threads,
         help=f"threads per worker (>1 keeps HTTP keep-alive; default {default_threads})",
+    )
+    parser.add_argument(
+        "--worker-class",
+        choices=WORKER_CLASSES,
+        default=default_worker_class,
+        help=f"gunicorn worker class (default {default_worker_class}; gthread with --threads 1"
+        " is sync)",
+    )
+    parser.add_argument(
+        "--worker-connections",
+        type=int,
+        default=2000,
+        help="connections one gevent or gthread worker holds at once (default 2000)",
     )
     parser.add_argument("--timeout", type=int, default=60, help="worker timeout in seconds")
     parser.add_argument("--certfile", help="TLS certificate (PEM) to serve HTTPS")
@@ -72,6 +113,22 @@ def run_gunicorn(factory: str, args: argparse.Namespace) -> None:
     """Run `module:factory` under gunicorn with the parsed serve arguments; blocks."""
     if bool(args.certfile) != bool(args.keyfile):
         raise SystemExit("--certfile and --keyfile go together")
+    worker_class = getattr(args, "worker_class", "gthread")
+    if worker_class == "gthread" and args.threads <= 1:
+        worker_class = "sync"
+    if worker_class == "gevent":
+        try:
+            import gevent  # noqa: F401
+        except ImportError:
+            raise SystemExit("--worker-class gevent needs the gevent package") from None
+    connections = getattr(args, "worker_connections", 2000)
+    # gthread also stops reading new requests (even on kept-alive connections) once it holds
+    # worker_connections connections, so both bound what it can serve.
+    capacity = {
+        "gthread": min(args.threads, connections),
+        "gevent": connections,
+        "sync": 1,
+    }[worker_class]
     owned_metrics_dir = _prepare_metrics_dir()
 
     from gunicorn.app.base import BaseApplication
@@ -84,6 +141,8 @@ def run_gunicorn(factory: str, args: argparse.Namespace) -> None:
         multiprocess.mark_process_dead(worker.pid)
 
     def post_worker_init(worker):
+        global _worker
+        _worker = worker
         use_json_error_pages()
 
     options = {
@@ -93,7 +152,8 @@ def run_gunicorn(factory: str, args: argparse.Namespace) -> None:
         "timeout": args.timeout,
         "graceful_timeout": 20,
         "keepalive": 75,
-        "worker_class": "gthread" if args.threads > 1 else "sync",
+        "worker_class": worker_class,
+        "worker_connections": connections,
         "accesslog": "-" if args.access_log else None,
         "errorlog": "-",
         "child_exit": child_exit,
@@ -115,6 +175,9 @@ def run_gunicorn(factory: str, args: argparse.Namespace) -> None:
                     self.cfg.set(key, value)
 
         def load(self):
+            # In the worker process, before the app exists: the app reads it at creation.
+            global _worker_capacity
+            _worker_capacity = capacity
             return getattr(importlib.import_module(module_name), attr)()
 
     try:

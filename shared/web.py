@@ -93,6 +93,7 @@ def configure_cors(app: Flask, origins: list[str]) -> None:
             "Content-Type",
             "Content-Encoding",
             "If-None-Match",
+            "Last-Event-ID",
             "X-Request-ID",
         ],
         expose_headers=["ETag", "Retry-After", "X-Request-ID", "WWW-Authenticate"],

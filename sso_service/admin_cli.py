@@ -43,9 +43,11 @@ def run(args: argparse.Namespace) -> int:
     audit = audit_logger("sso_service")
     who = {"client": cli_client(), "action": "accounts.revoke", **account}
     try:
-        revoked = AccountAdmin(app_state(app).redis).revoke(
-            account["cloud_id"], account["username"]
+        sso = app_state(app)
+        admin = AccountAdmin(
+            sso.redis, sso.settings.redis_min_replicas_ack, sso.settings.redis_wait_timeout_ms
         )
+        revoked = admin.revoke(account["cloud_id"], account["username"])
     except redis.RedisError as exc:
         write_audit(audit, result="unavailable", **who)
         print(f"{PROG}: Redis at SSO_REDIS_URL failed ({exc.__class__.__name__})", file=sys.stderr)

@@ -11,7 +11,14 @@ api = Api(
     validation_error="invalid_request",
     validation_message="The request has invalid or missing fields.",
     forms=True,
-    common_failures=[Failure(503, "unavailable", "Redis, the token store, is unreachable")],
+    common_failures=[
+        Failure(
+            503,
+            "unavailable",
+            "Redis, the token store, is unreachable or failing over, or too few replicas"
+            " acknowledged a new or revoked token; see `Retry-After`",
+        )
+    ],
 )
 
 TOO_MANY = Failure(429, "too_many_attempts", "A throttle is exhausted; see `Retry-After`")

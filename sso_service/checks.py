@@ -10,7 +10,7 @@ import redis
 from shared.config import ConfigError
 from sso_service.definitions import load_clouds_file
 from sso_service.settings import Settings
-from sso_service.token_store import connect
+from sso_service.token_store import connect_settings, replicas_problem
 
 
 def check_config(environ: Mapping[str, str] | None = None) -> list[str]:
@@ -30,7 +30,12 @@ def check_config(environ: Mapping[str, str] | None = None) -> list[str]:
     if not settings.portal_url and not settings.clouds_file:
         problems.append("neither SSO_PORTAL_URL nor SSO_CLOUDS_FILE is set: no cloud can log in")
     try:
-        connect(settings.redis_url).ping()
+        client = connect_settings(settings)
+        client.ping()
+        problem = replicas_problem(client, settings.redis_min_replicas_ack)
+        if problem:
+            problems.append(problem)
     except redis.RedisError as exc:
-        problems.append(f"Redis at SSO_REDIS_URL does not answer ({exc.__class__.__name__})")
+        where = "SSO_REDIS_SENTINELS" if settings.redis_sentinels else "SSO_REDIS_URL"
+        problems.append(f"Redis at {where} does not answer ({exc.__class__.__name__})")
     return problems

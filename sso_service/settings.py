@@ -2,6 +2,10 @@
 
 Secrets (SSO_TOKEN_SECRET, SSO_INTROSPECTION_CLIENTS) have no defaults: a deployment without
 them fails at start-up instead of running with a guessable key.
+
+Redis is either one server (SSO_REDIS_URL) or, when SSO_REDIS_SENTINELS is set, the primary the
+Sentinels name for SSO_REDIS_SENTINEL_MASTER; SSO_REDIS_URL then still gives the database,
+credentials and scheme of the data nodes (its host and port are not used).
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from shared.config import (
 )
 
 MIN_SECRET_LENGTH = 32
+# A WAIT must end well inside the Redis socket timeout (sso_service/token_store.py, 2 s), or the
+# client would give up on the connection before Redis answers how many replicas acknowledged.
+MAX_WAIT_TIMEOUT_MS = 1000
 
 
 def parse_clients(raw: str) -> dict[str, str]:
@@ -38,6 +45,30 @@ def parse_clients(raw: str) -> dict[str, str]:
     if not clients:
         raise ConfigError("SSO_INTROSPECTION_CLIENTS is required")
     return clients
+
+
+def parse_sentinels(raw: str | None) -> tuple[tuple[str, int], ...]:
+    """`host:port,host2:port` (IPv6 as `[::1]:26379`) → (("host", port), ...); empty → ()."""
+    sentinels: list[tuple[str, int]] = []
+    for item in (raw or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if item.startswith("["):
+            host, sep, port = item[1:].partition("]:")
+        else:
+            host, sep, port = item.rpartition(":")
+            if ":" in host:  # a bare IPv6 address: which colon starts the port is a guess
+                sep = ""
+        if not sep or not host.strip():
+            raise ConfigError(
+                f"SSO_REDIS_SENTINELS must be host:port items separated by ',', got {item!r}"
+            )
+        number = int(port) if port.isdigit() else 0
+        if not 0 < number < 65536:
+            raise ConfigError(f"SSO_REDIS_SENTINELS: {item!r} needs a port from 1 to 65535")
+        sentinels.append((host.strip(), number))
+    return tuple(sentinels)
 
 
 @dataclass(frozen=True)
@@ -65,6 +96,13 @@ class Settings:
     ca_bundle: str | None = None
     # Operators' clients for /v1/admin/... (optional: none means every admin request is a 401).
     admin_clients: dict[str, str] = field(default_factory=dict, repr=False)
+    # Sentinel mode when not empty: the primary is asked of these (host, port) pairs.
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_sentinel_master: str = "contactsync"
+    redis_sentinel_password: str | None = field(default=None, repr=False)
+    # Replicas that must acknowledge a new or revoked token (WAIT) before the answer; 0 = none.
+    redis_min_replicas_ack: int = 0
+    redis_wait_timeout_ms: int = 500
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -77,6 +115,25 @@ class Settings:
             raise ConfigError("SSO_PORTAL_URL must contain {cloud_id}")
         region = env_region("SSO_DEFAULT_REGION", environ)
         log_level = env_log_level(environ)
+        # Every Redis variable is read whatever the mode, so a misspelt value fails at start-up
+        # even while it is not used yet.
+        sentinels = parse_sentinels(env_str("SSO_REDIS_SENTINELS", None, environ=environ))
+        sentinel_master = env_str("SSO_REDIS_SENTINEL_MASTER", "contactsync", environ=environ)
+        if any(c.isspace() for c in sentinel_master):
+            raise ConfigError(
+                "SSO_REDIS_SENTINEL_MASTER must be one word (the `sentinel monitor` name)"
+            )
+        sentinel_password = env_str("SSO_REDIS_SENTINEL_PASSWORD", None, environ=environ)
+        min_replicas_ack = env_int(
+            "SSO_REDIS_MIN_REPLICAS_ACK", 0, environ=environ, minimum=0, maximum=16
+        )
+        wait_timeout_ms = env_int(
+            "SSO_REDIS_WAIT_TIMEOUT_MS",
+            500,
+            environ=environ,
+            minimum=1,
+            maximum=MAX_WAIT_TIMEOUT_MS,
+        )
         return cls(
             redis_url=env_str("SSO_REDIS_URL", "redis://127.0.0.1:6379/0", environ=environ),
             token_secret=secret,
@@ -116,4 +173,9 @@ class Settings:
             max_body_bytes=env_int("SSO_MAX_BODY_BYTES", 65_536, environ=environ, minimum=1024),
             ca_bundle=env_str("SSO_CA_BUNDLE", None, environ=environ),
             admin_clients=env_clients("SSO_ADMIN_CLIENTS", environ=environ),
+            redis_sentinels=sentinels,
+            redis_sentinel_master=sentinel_master,
+            redis_sentinel_password=sentinel_password,
+            redis_min_replicas_ack=min_replicas_ack,
+            redis_wait_timeout_ms=wait_timeout_ms,
         )

@@ -14,7 +14,7 @@ from sso_service.definitions import DefinitionSource, load_clouds_file
 from sso_service.ext_auth import ExtAuthClient
 from sso_service.rate_limit import LoginLimiter, RedisFailureThrottle
 from sso_service.settings import Settings
-from sso_service.token_store import TokenStore, connect
+from sso_service.token_store import TokenStore, connect_settings
 from sso_service.upstream import UpstreamClient
 
 _EXTENSION = "sso"
@@ -36,7 +36,7 @@ class AppState:
 
     @classmethod
     def build(cls, settings: Settings) -> AppState:
-        client = connect(settings.redis_url)
+        client = connect_settings(settings)
         upstream = UpstreamClient(
             ca_bundle=settings.ca_bundle, allow_private=settings.allow_private_upstreams
         )
@@ -44,7 +44,13 @@ class AppState:
         return cls(
             settings=settings,
             redis=client,
-            tokens=TokenStore(client, settings.token_secret, settings.token_ttl_seconds),
+            tokens=TokenStore(
+                client,
+                settings.token_secret,
+                settings.token_ttl_seconds,
+                settings.redis_min_replicas_ack,
+                settings.redis_wait_timeout_ms,
+            ),
             limiter=LoginLimiter(
                 client,
                 settings.max_failed_logins,

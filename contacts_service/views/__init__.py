@@ -9,6 +9,7 @@ from contacts_service.auth import authenticate
 from contacts_service.views import admin
 from contacts_service.views.contacts import bp as contacts
 from contacts_service.views.devices import bp as devices
+from contacts_service.views.events import bp as events
 from contacts_service.views.smart import bp as smart
 
 
@@ -19,5 +20,6 @@ def register_blueprints(app: Flask) -> None:
     v1.register_blueprint(devices)
     v1.register_blueprint(contacts)
     v1.register_blueprint(smart)
+    v1.register_blueprint(events)
     app.register_blueprint(v1)
     admin.init_app(app)  # not under v1: no bearer authentication

@@ -1,10 +1,11 @@
 """/v1/admin/...: operator actions (API.md "Admin"), for the clients in CONTACTS_ADMIN_CLIENTS.
 
 Registered on the app, outside the /v1 blueprint: these routes never go through bearer-token
-introspection. HTTP Basic, compared in constant time; failed authentications are throttled per
-client address in each worker process (CONTACTS_MAX_FAILED_ADMIN_AUTH_PER_IP per minute; the
-service has no shared store). Field errors are 400 invalid_request, as at the SSO (not the
-422 of the /v1 routes). Every request writes one audit line.
+introspection. The gate both services share (shared/admin.py `AdminGate`): HTTP Basic, compared
+in constant time; failed authentications are throttled per client address in each worker
+process (CONTACTS_MAX_FAILED_ADMIN_AUTH_PER_IP per minute; the service has no shared store).
+Field errors are 400 invalid_request, as at the SSO (not the 422 of the /v1 routes). Every
+request writes one audit line.
 """
 
 from __future__ import annotations
@@ -24,33 +25,25 @@ from contacts_service.schemas import (
 )
 from contacts_service.state import app_state
 from shared.admin import (
+    AUTH_FAILURES,
     CLOUD_ID_PARAMETER,
     AccountBodySchema,
+    AdminGate,
     CloudIdSchema,
-    audit_logger,
+    admin_contract,
     note_account,
-    note_client,
-    register_audit,
 )
-from shared.client_auth import MemoryThrottle, basic_client
-from shared.contract import Answer, Api, Failure
+from shared.client_auth import MemoryThrottle
+from shared.contract import Answer, Failure
 from shared.errors import ApiError
+from shared.metrics import register_collector
 from shared.text import validator
 
 bp = Blueprint("admin", __name__, url_prefix="/v1/admin")
 
-admin_api = Api(
-    validation_status=400,
-    validation_error="invalid_request",
-    validation_message="The request has invalid or missing fields.",
-    common_failures=[Failure(503, "unavailable", "PostgreSQL cannot be reached")],
-    security="admin",
-)
+admin_api = admin_contract("PostgreSQL cannot be reached")
+gate = AdminGate("contacts_service", realm="contacts-admin")
 
-AUTH_FAILURES = [
-    Failure(401, "invalid_client", "Missing or wrong admin client credentials"),
-    Failure(429, "too_many_attempts", "Too many failed authentications from this address"),
-]
 NO_ACCOUNT = Failure(404, "not_found", "The service never saw this account")
 
 _EXTENSION = "contacts_admin"
@@ -59,29 +52,22 @@ VCARD_MEDIA = "text/vcard; charset=utf-8"
 
 @dataclass(frozen=True)
 class AdminState:
-    clients: dict[str, str]
-    throttle: MemoryThrottle
     stats: admin.StatsCache
 
 
 def init_app(app: Flask) -> None:
     """Attach the admin collaborators and register the routes (outside /v1's bearer auth)."""
     settings = app_state(app).settings
-    app.extensions[_EXTENSION] = AdminState(
-        clients=settings.admin_clients,
-        throttle=MemoryThrottle(settings.max_failed_admin_auth_per_ip),
-        stats=admin.StatsCache(),
+    gate.init_app(
+        app, settings.admin_clients, MemoryThrottle(settings.max_failed_admin_auth_per_ip)
     )
+    app.extensions[_EXTENSION] = AdminState(stats=admin.StatsCache())
+    register_collector(app, admin.cloud_gauges())
     app.register_blueprint(bp)
 
 
 def _admin() -> AdminState:
     return current_app.extensions[_EXTENSION]
-
-
-def _authenticate() -> None:
-    state = _admin()
-    note_client(basic_client(state.clients, state.throttle, realm="contacts-admin"))
 
 
 class ExportBodySchema(AccountBodySchema):
@@ -140,7 +126,7 @@ def _no_account() -> ApiError:
     bp,
     "/accounts/erase",
     "POST",
-    before=_authenticate,
+    before=gate.authenticate,
     body=AccountBodySchema(),
     answers=[Answer(200, ErasedSchema, "Nothing of the account remains")],
     failures=[*AUTH_FAILURES, NO_ACCOUNT],
@@ -165,7 +151,7 @@ def erase_account(body: dict):
     bp,
     "/accounts/export",
     "POST",
-    before=_authenticate,
+    before=gate.authenticate,
     body=ExportBodySchema(),
     answers=[
         Answer(200, ExportSchema, "The account's devices, each with its contacts as stored"),
@@ -206,7 +192,7 @@ def export_account(body: dict):
     bp,
     "/clouds/<cloud_id>/stats",
     "GET",
-    before=_authenticate,
+    before=gate.authenticate,
     path={"cloud_id": CLOUD_ID_PARAMETER},
     answers=[
         Answer(200, CloudStatsSchema, "The Cloud ID's figures (zeros when unknown; ≤ 30 s old)")
@@ -224,9 +210,8 @@ def cloud_stats(cloud_id: str):
     return jsonify(_admin().stats.get(cloud_id))
 
 
-register_audit(
+gate.audit(
     bp,
-    audit_logger("contacts_service"),
     {
         "erase_account": "accounts.erase",
         "export_account": "accounts.export",

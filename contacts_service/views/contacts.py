@@ -17,6 +17,7 @@ from contacts_service.schemas import (
     WriteResultSchema,
 )
 from contacts_service.state import app_state
+from shared.compression import streamed
 from shared.contract import Answer, Failure
 
 bp = Blueprint("contacts", __name__, url_prefix="/devices/<device_id>")
@@ -134,5 +135,9 @@ def get_contacts(device_id: str, query: dict):
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if request.if_none_match.contains_weak(etag.strip('"')):
         return Response(status=304, headers=headers)
+    if since is None:
+        book = address_book.stream_book(device, smart_text, settings)
+        if book is not None:
+            return streamed(book, mimetype="application/json", headers=headers)
     body = address_book.render_book(device, since, smart_text)
     return Response(body, mimetype="application/json", headers=headers)

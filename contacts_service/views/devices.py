@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from contacts_service import repository
+from contacts_service import notifications, repository
 from contacts_service.address_book import device_or_404, not_found
 from contacts_service.api import DEVICE_PATH, NO_DEVICE, api
 from contacts_service.auth import caller
@@ -132,6 +132,7 @@ def get_device(device_id: str):
 )
 def delete_device(device_id: str):
     """Delete a device and its whole address book."""
+    notifications.device_deleting(caller().account_id, device_id)  # sent only if it commits
     if not valid_device_id(device_id) or not repository.delete_device(
         caller().account_id, device_id
     ):

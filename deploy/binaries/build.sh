@@ -35,12 +35,12 @@ common=(
     --copy-metadata contact-sync
     # Development-only packages that optional imports would otherwise drag in.
     --exclude-module tkinter --exclude-module pytest --exclude-module hypothesis
-    --exclude-module schemathesis --exclude-module IPython --exclude-module gevent
+    --exclude-module schemathesis --exclude-module IPython
     --exclude-module eventlet --exclude-module tornado
 )
 
 build_sso() {
-    "$PYTHON" -m PyInstaller "${common[@]}" --name sso-server \
+    "$PYTHON" -m PyInstaller "${common[@]}" --name sso-server --exclude-module gevent \
         "$ROOT/deploy/binaries/sso_server.py"
 }
 
@@ -48,6 +48,7 @@ build_contacts() {
     "$PYTHON" -m PyInstaller "${common[@]}" --name contacts-server \
         --add-data "$ROOT/contacts_service/migrations:contacts_service/migrations" \
         --hidden-import logging.config \
+        --hidden-import gunicorn.workers.ggevent \
         --hidden-import sqlalchemy.dialects.postgresql.psycopg2 \
         --collect-submodules alembic.ddl \
         --collect-submodules alembic.operations \

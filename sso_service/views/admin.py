@@ -1,8 +1,9 @@
 """/v1/admin/...: operator actions (API.md "Admin"), for the clients in SSO_ADMIN_CLIENTS.
 
-HTTP Basic, compared in constant time; failed authentications are throttled per client address
-like introspection clients' (SSO_MAX_FAILED_CLIENT_AUTH_PER_IP, counted separately). Field
-errors are 400 invalid_request; bodies are JSON only. Every request writes one audit line.
+The gate both services share (shared/admin.py `AdminGate`): HTTP Basic, compared in constant
+time; failed authentications are throttled per client address like introspection clients'
+(SSO_MAX_FAILED_CLIENT_AUTH_PER_IP, counted separately). Field errors are 400 invalid_request;
+bodies are JSON only. Every request writes one audit line.
 """
 
 from __future__ import annotations
@@ -13,66 +14,54 @@ from flask import Blueprint, Flask, current_app, jsonify
 from marshmallow import Schema, fields
 
 from shared.admin import (
+    AUTH_FAILURES,
     CLOUD_ID_PARAMETER,
     AccountBodySchema,
+    AdminGate,
     CloudIdSchema,
-    audit_logger,
+    admin_contract,
     note_account,
-    note_client,
-    register_audit,
 )
-from shared.client_auth import basic_client
-from shared.contract import Answer, Api, Failure
+from shared.contract import Answer, Failure
 from shared.errors import ApiError
-from sso_service.admin import AccountAdmin
+from shared.metrics import register_collector
+from sso_service.admin import AccountAdmin, cloud_gauges
 from sso_service.rate_limit import RedisFailureThrottle
 from sso_service.state import app_state
 
 blueprint = Blueprint("admin", __name__)
 
-admin_api = Api(
-    validation_status=400,
-    validation_error="invalid_request",
-    validation_message="The request has invalid or missing fields.",
-    common_failures=[Failure(503, "unavailable", "Redis, the token store, is unreachable")],
-    security="admin",
-)
-
-AUTH_FAILURES = [
-    Failure(401, "invalid_client", "Missing or wrong admin client credentials"),
-    Failure(429, "too_many_attempts", "Too many failed authentications from this address"),
-]
+admin_api = admin_contract("Redis, the token store, is unreachable")
+gate = AdminGate("sso_service", realm="sso-admin")
 
 _EXTENSION = "sso_admin"
 
 
 @dataclass(frozen=True)
 class AdminState:
-    clients: dict[str, str]
     accounts: AccountAdmin
-    throttle: RedisFailureThrottle
 
 
 def init_app(app: Flask) -> None:
     """Attach the admin collaborators (on the app's Redis) and register the routes."""
     sso = app_state(app)
-    app.extensions[_EXTENSION] = AdminState(
-        clients=sso.settings.admin_clients,
-        accounts=AccountAdmin(sso.redis),
-        throttle=RedisFailureThrottle(
+    gate.init_app(
+        app,
+        sso.settings.admin_clients,
+        RedisFailureThrottle(
             sso.redis, sso.settings.max_failed_client_auth_per_ip, prefix="sso:rl:admin"
         ),
     )
+    accounts = AccountAdmin(
+        sso.redis, sso.settings.redis_min_replicas_ack, sso.settings.redis_wait_timeout_ms
+    )
+    app.extensions[_EXTENSION] = AdminState(accounts=accounts)
+    register_collector(app, cloud_gauges(accounts))
     app.register_blueprint(blueprint)
 
 
 def _admin() -> AdminState:
     return current_app.extensions[_EXTENSION]
-
-
-def _authenticate() -> None:
-    admin = _admin()
-    note_client(basic_client(admin.clients, admin.throttle, realm="sso-admin"))
 
 
 class RevokedSchema(Schema):
@@ -95,7 +84,7 @@ class CloudStatsSchema(Schema):
     blueprint,
     "/v1/admin/accounts/revoke",
     "POST",
-    before=_authenticate,
+    before=gate.authenticate,
     body=AccountBodySchema(),
     answers=[Answer(200, RevokedSchema, "Every token of the account is inactive")],
     failures=[*AUTH_FAILURES, Failure(404, "not_found", "The account never logged in")],
@@ -117,7 +106,7 @@ def revoke_account(body: dict):
     blueprint,
     "/v1/admin/clouds/<cloud_id>/stats",
     "GET",
-    before=_authenticate,
+    before=gate.authenticate,
     path={"cloud_id": CLOUD_ID_PARAMETER},
     answers=[Answer(200, CloudStatsSchema, "The Cloud ID's figures (zeros when unknown)")],
     failures=[
@@ -136,8 +125,4 @@ def cloud_stats(cloud_id: str):
     return jsonify(_admin().accounts.stats(cloud_id).as_dict())
 
 
-register_audit(
-    blueprint,
-    audit_logger("sso_service"),
-    {"revoke_account": "accounts.revoke", "cloud_stats": "clouds.stats"},
-)
+gate.audit(blueprint, {"revoke_account": "accounts.revoke", "cloud_stats": "clouds.stats"})

@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from contacts_service.app import create_app
+from contacts_service.auth import numbers_and_region
 from contacts_service.extensions import db
 
 ROUTES = [
@@ -87,3 +88,16 @@ def test_in_process_app_sees_the_same_accounts(client, new_account):
     assert client.put("/v1/devices/in-process", headers=headers).status_code == 201
     listed = client.get("/v1/devices", headers=headers).get_json()
     assert [d["id"] for d in listed["devices"]] == ["in-process"]
+
+
+def test_numbers_and_region_follow_each_introspected_list():
+    """Kept per process (auth.py); a changed list is a different key, and long lists are
+    worked out every time rather than kept."""
+    assert numbers_and_region(("+442071838750", "not a number", "+442071838750")) == (
+        ("+442071838750",),
+        "GB",
+    )
+    assert numbers_and_region(("+15551230001",)) == (("+15551230001",), "US")
+    assert numbers_and_region(()) == ((), None)
+    many = tuple(f"+4420718{i:05d}" for i in range(40))
+    assert numbers_and_region(many) == (many, "GB")

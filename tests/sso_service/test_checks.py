@@ -36,3 +36,11 @@ def test_bad_clouds_file(redis_server, provider, tmp_path):
 def test_missing_ca_bundle(redis_server, provider, tmp_path):
     env = sso_env(redis_server.url, provider, SSO_CA_BUNDLE=str(tmp_path / "none.pem"))
     assert any("SSO_CA_BUNDLE" in problem for problem in check_config(env))
+
+
+def test_a_replica_requirement_the_primary_cannot_meet(redis_server, provider):
+    """SSO_REDIS_MIN_REPLICAS_ACK above the replicas the primary has makes every login and
+    logout a 503: check-config says so instead of reporting all well."""
+    env = sso_env(redis_server.url, provider, SSO_REDIS_MIN_REPLICAS_ACK="1")
+    (problem,) = check_config(env)
+    assert "SSO_REDIS_MIN_REPLICAS_ACK=1" in problem and "0 connected replica" in problem

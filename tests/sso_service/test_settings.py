@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.config import ConfigError
-from sso_service.settings import Settings, parse_clients
+from sso_service.settings import Settings, parse_clients, parse_sentinels
 
 BASE = {"SSO_TOKEN_SECRET": "s" * 32, "SSO_INTROSPECTION_CLIENTS": "contacts:secret"}
 
@@ -26,6 +26,12 @@ def test_defaults():
     assert settings.log_level == "INFO"
     assert settings.max_body_bytes == 65536
     assert settings.introspection_clients == {"contacts": "secret"}
+    # One Redis at SSO_REDIS_URL; no WAIT.
+    assert settings.redis_sentinels == ()
+    assert settings.redis_sentinel_master == "contactsync"
+    assert settings.redis_sentinel_password is None
+    assert settings.redis_min_replicas_ack == 0
+    assert settings.redis_wait_timeout_ms == 500
 
 
 def test_every_variable_is_read():
@@ -48,6 +54,11 @@ def test_every_variable_is_read():
             "LOG_LEVEL": "debug",
             "SSO_MAX_BODY_BYTES": "2048",
             "SSO_CA_BUNDLE": "/etc/ca.pem",
+            "SSO_REDIS_SENTINELS": "s1:26379, s2:26380",
+            "SSO_REDIS_SENTINEL_MASTER": "tokens",
+            "SSO_REDIS_SENTINEL_PASSWORD": "sentinel-pass",
+            "SSO_REDIS_MIN_REPLICAS_ACK": "1",
+            "SSO_REDIS_WAIT_TIMEOUT_MS": "250",
         }
     )
     assert settings.redis_url == "redis://r:1/2"
@@ -66,6 +77,11 @@ def test_every_variable_is_read():
     assert settings.log_level == "DEBUG"
     assert settings.max_body_bytes == 2048
     assert settings.ca_bundle == "/etc/ca.pem"
+    assert settings.redis_sentinels == (("s1", 26379), ("s2", 26380))
+    assert settings.redis_sentinel_master == "tokens"
+    assert settings.redis_sentinel_password == "sentinel-pass"
+    assert settings.redis_min_replicas_ack == 1
+    assert settings.redis_wait_timeout_ms == 250
 
 
 @pytest.mark.parametrize(
@@ -84,6 +100,21 @@ def test_every_variable_is_read():
         ({"SSO_DEFAULT_REGION": "XX"}, "SSO_DEFAULT_REGION"),
         ({"SSO_TRUSTED_PROXY_COUNT": "-1"}, "SSO_TRUSTED_PROXY_COUNT"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"SSO_REDIS_SENTINELS": "s1"}, "SSO_REDIS_SENTINELS"),
+        ({"SSO_REDIS_SENTINELS": "s1:"}, "SSO_REDIS_SENTINELS"),
+        ({"SSO_REDIS_SENTINELS": ":26379"}, "SSO_REDIS_SENTINELS"),
+        ({"SSO_REDIS_SENTINELS": "s1:0"}, "SSO_REDIS_SENTINELS"),
+        ({"SSO_REDIS_SENTINELS": "s1:65536"}, "SSO_REDIS_SENTINELS"),
+        ({"SSO_REDIS_SENTINELS": "s1:port"}, "SSO_REDIS_SENTINELS"),
+        ({"SSO_REDIS_SENTINELS": "s1:26379,s2"}, "SSO_REDIS_SENTINELS"),
+        ({"SSO_REDIS_SENTINELS": "::1:26379"}, "SSO_REDIS_SENTINELS"),
+        ({"SSO_REDIS_SENTINEL_MASTER": "my master"}, "SSO_REDIS_SENTINEL_MASTER"),
+        ({"SSO_REDIS_MIN_REPLICAS_ACK": "-1"}, "SSO_REDIS_MIN_REPLICAS_ACK"),
+        ({"SSO_REDIS_MIN_REPLICAS_ACK": "one"}, "SSO_REDIS_MIN_REPLICAS_ACK"),
+        # WAIT 0 would block forever; beyond 1 s it would outlast the Redis socket timeout.
+        ({"SSO_REDIS_WAIT_TIMEOUT_MS": "0"}, "SSO_REDIS_WAIT_TIMEOUT_MS"),
+        ({"SSO_REDIS_WAIT_TIMEOUT_MS": "1001"}, "SSO_REDIS_WAIT_TIMEOUT_MS"),
+        ({"SSO_REDIS_WAIT_TIMEOUT_MS": "0.5"}, "SSO_REDIS_WAIT_TIMEOUT_MS"),
     ],
 )
 def test_bad_values_name_the_variable(change, names):
@@ -92,9 +123,33 @@ def test_bad_values_name_the_variable(change, names):
 
 
 def test_secrets_are_not_in_repr():
-    text = repr(Settings.from_env(BASE))
+    text = repr(Settings.from_env(BASE | {"SSO_REDIS_SENTINEL_PASSWORD": "hush-hush"}))
     assert "s" * 32 not in text
     assert "secret" not in text.replace("token_secret", "")
+    assert "hush-hush" not in text
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (None, ()),
+        ("", ()),
+        (" , ", ()),
+        ("s1:26379", (("s1", 26379),)),
+        (" 10.0.0.1:26379 ,s2.example:1,", (("10.0.0.1", 26379), ("s2.example", 1))),
+        ("[::1]:26379,[fd00::2]:26380", (("::1", 26379), ("fd00::2", 26380))),
+    ],
+)
+def test_parse_sentinels(raw, expected):
+    assert parse_sentinels(raw) == expected
+
+
+def test_sentinel_mode_keeps_the_url_for_database_and_credentials():
+    settings = Settings.from_env(
+        BASE | {"SSO_REDIS_SENTINELS": "s1:26379", "SSO_REDIS_URL": "redis://:pw@ignored:1/4"}
+    )
+    assert settings.redis_sentinels == (("s1", 26379),)
+    assert settings.redis_url == "redis://:pw@ignored:1/4"
 
 
 @pytest.mark.parametrize(

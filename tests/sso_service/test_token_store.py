@@ -78,8 +78,9 @@ def test_revoke_makes_the_token_inactive_and_next_login_gets_a_new_one(store, re
     token, _ = store.issue("C", "alice", [], None)
     store.revoke(token)
     assert store.lookup(token) is None
-    # Nothing of the token is left; the Cloud ID only remembers that alice logged in once.
-    assert redis_db.keys("*") == ["sso:cloud:C:accounts"]
+    # Nothing of the token is left; the Cloud ID only remembers that alice logged in once (and
+    # the set of Cloud IDs, for the metrics, that C did).
+    assert sorted(redis_db.keys("*")) == ["sso:cloud:C:accounts", "sso:clouds"]
     again, _ = store.issue("C", "alice", [], None)
     assert again != token
     assert store.lookup(again)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 
 import pytest
 
@@ -179,3 +180,43 @@ def test_authenticated_clients_are_never_throttled(make_app, account):
         answer = client.post("/v1/introspect", json={"token": token}, headers=right)
         assert answer.status_code == 200
         assert answer.json["active"] is True
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        ("token={token}", {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}),
+        ("token={token}&token=other&extra=1", {}),
+        ("extra=1&token={token}", {"Content-Type": "Application/X-WWW-Form-Urlencoded"}),
+    ],
+    ids=["charset", "first-of-repeated", "media-type-case"],
+)
+def test_form_bodies_as_clients_send_them(client, token, body, headers):
+    headers = {"Content-Type": "application/x-www-form-urlencoded", **headers, **AUTH}
+    response = client.post("/v1/introspect", data=body.format(token=token), headers=headers)
+    assert response.status_code == 200
+    assert response.json["active"] is True
+
+
+def test_a_gzip_encoded_form_is_read_like_a_plain_one(client, token):
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Content-Encoding": "gzip",
+        **AUTH,
+    }
+    body = gzip.compress(f"token={token}".encode())
+    response = client.post("/v1/introspect", data=body, headers=headers)
+    assert response.json["active"] is True
+
+
+def test_a_form_shorter_than_its_content_length_is_a_400(client, token):
+    body = f"token={token}".encode()
+    response = client.post(
+        "/v1/introspect",
+        data=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded", **AUTH},
+        environ_overrides={"CONTENT_LENGTH": str(len(body) + 10)},
+    )
+    assert response.status_code == 400
+    assert set(response.json) >= {"error", "message"}
+    assert "active" not in response.json

@@ -1,0 +1,333 @@
+"""Reading a contacts upload (PATCH and PUT bodies) one contact at a time.
+
+A 20,000-contact book is ≈ 12 MB of JSON; parsed whole it becomes some 400,000 Python objects
+(about 20 times the body) that all live until the request ends. Here the top-level object is
+walked by hand and each element of the contacts array is parsed on its own (json's C scanner,
+`raw_decode`), validated by the same rules as the schema (`ContactField`: the fast path, then
+marshmallow for the exact messages), and reduced at once to a `PreparedContact`: its stored JSON
+text, checksum, block key and tel entries. The parsed dict is then dropped, so memory stays
+near the size of the body.
+
+Everything else about the body — unknown keys, `delete`, a contacts value that is not an array,
+duplicate ids — goes through the route's marshmallow schema, so the errors are the ones
+`schema.load` gives for the same body (tests/contacts_service/test_upload.py compares them).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from marshmallow import Schema, ValidationError
+
+from contacts_service.checksums import block_key, contact_checksum
+from shared.errors import ApiError
+from shared.phone import normalise_region
+
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _not_json(constant: str):
+    # Python's json accepts NaN and Infinity; JSON (RFC 8259) does not.
+    raise ValueError(f"{constant} is not a JSON value")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_not_json)
+
+
+@dataclass(slots=True)
+class PreparedContact:
+    """One validated contact, as stored: nothing else of the parsed object is kept."""
+
+    contact_id: str
+    # The stored JSON text (with the computed checksum when none was sent), as UTF-8: a str
+    # holding one emoji would take 4 bytes per character.
+    document: bytes
+    checksum: str
+    block_key: int
+    region: str | None  # the region its own data names (countryCode, else an address's)
+    tels: tuple[tuple[int, str | None, str], ...]  # (position in contactEntries, entryId, uri)
+
+
+def contact_region(contact: dict) -> str | None:
+    """The region a contact's national numbers belong to, from its own data."""
+    region = normalise_region(contact.get("countryCode"))
+    if region:
+        return region
+    # The first address that names a usable country: a first address holding only a city
+    # must not hide the country of the next one.
+    for address in contact.get("contactAddresses") or ():
+        if isinstance(address, dict):
+            region = normalise_region(address.get("countryCode"))
+            if region:
+                return region
+    return None
+
+
+def prepare_contact(contact: dict, path: str, text: str | None = None) -> PreparedContact:
+    """A valid contact reduced to what is stored. A contact without a checksum gets the
+    computed one appended as its last key, so it is read back with it; everything else keeps
+    the key order and text it was uploaded with. `text`: the contact's compact JSON, when the
+    caller has it already (schemas.plain_text)."""
+    if text is None:
+        text = json.dumps(contact, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    if "checksum" in contact:
+        checksum = contact["checksum"]
+    else:
+        checksum = contact_checksum(contact)
+        # The same text json.dumps gives for {**contact, "checksum": ...}: a key appended last.
+        text = text[:-1] + ',"checksum":' + json.dumps(checksum) + "}"
+    try:
+        raw = text.encode("utf-8")
+    except UnicodeEncodeError:
+        # "\ud800" is JSON by the grammar but not Unicode text: storable nowhere.
+        raise ApiError(
+            400,
+            "invalid_json",
+            "The request body is not valid Unicode text.",
+            {path: ["Contains an unpaired surrogate (\\ud800-\\udfff escape)."]},
+        ) from None
+    tels = tuple(
+        (position, entry.get("entryId"), entry["uri"])
+        for position, entry in enumerate(contact.get("contactEntries") or ())
+        if entry.get("type") == "tel"
+    )
+    contact_id = contact["contactId"]
+    return PreparedContact(
+        contact_id=contact_id,
+        document=raw,
+        checksum=checksum,
+        block_key=block_key(contact_id),
+        region=contact_region(contact) if tels else None,
+        tels=tels,
+    )
+
+
+def _syntax(message: str) -> ApiError:
+    return ApiError(400, "invalid_json", "The request body is not valid JSON.", {"body": [message]})
+
+
+class _Reader:
+    """The body's text, decoded a window at a time: a book with one emoji is stored by Python as
+    4 bytes per character, so the whole 12 MB body as one str would be ≈ 48 MB. Positions are
+    indexes into the current window; every method returns the position to go on from, in the
+    window it may have moved to."""
+
+    WINDOW = 1 << 20  # bytes
+
+    def __init__(self, raw: bytes):
+        self.raw = memoryview(raw)
+        self._load(0, self.WINDOW)
+
+    def _load(self, start: int, size: int) -> None:
+        end = min(len(self.raw), start + size)
+        while start < end < len(self.raw) and self.raw[end] & 0xC0 == 0x80:
+            end -= 1  # a UTF-8 continuation byte: the window ends before its character
+        while end == start < len(self.raw) or (
+            end < len(self.raw) and self.raw[end] & 0xC0 == 0x80
+        ):
+            end += 1  # a window smaller than one character: take the whole character
+        try:
+            self.text = str(self.raw[start:end], "utf-8")  # strictly UTF-8, as json_object()
+        except UnicodeDecodeError as exc:
+            raise _syntax(str(exc)) from None
+        self.start, self.bytes, self.final = start, end - start, end == len(self.raw)
+
+    def _move_to(self, position: int, size: int | None = None) -> int:
+        """Start the window at `position`; returns 0, the same place in the new window."""
+        start = self.start + len(self.text[:position].encode("utf-8"))
+        self._load(start, size or self.WINDOW)
+        return 0
+
+    def skip(self, position: int) -> int:
+        """The position of the next character that is not JSON whitespace."""
+        while True:
+            position = _WHITESPACE.match(self.text, position).end()
+            if position < len(self.text) or self.final:
+                return position
+            position = self._move_to(position)
+
+    def char(self, position: int) -> tuple[str, int]:
+        """The next non-whitespace character ("" at the end of the body) and its position."""
+        position = self.skip(position)
+        return self.text[position : position + 1], position
+
+    def value(self, position: int) -> tuple[Any, int]:
+        """The JSON value at (or after whitespace from) `position` and the position after it."""
+        position = self.skip(position)
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(self.text, position)
+            except json.JSONDecodeError as exc:
+                if self.final:
+                    raise _syntax(f"{exc.msg} (char {self.start + exc.pos})") from None
+                value, end = None, None
+            except (ValueError, RecursionError) as exc:
+                raise _syntax(str(exc) or exc.__class__.__name__) from None
+            # A value that ends where the window ends may continue in the next bytes
+            # ("12" of "123"), and one that failed may be cut off: read on and try again.
+            if end is not None and (end < len(self.text) or self.final):
+                return value, end
+            # A window that already starts at the value is too small for it: double it (+ 4:
+            # the end backs off to a character boundary, and a character has up to 4 bytes).
+            position = self._move_to(position, 2 * self.bytes + 4 if position == 0 else None)
+
+    def at_end(self, position: int) -> bool:
+        return self.skip(position) == len(self.text) and self.final
+
+
+def walk_object(
+    raw: bytes, array_key: str, on_item: Callable[[int, Any], Any]
+) -> tuple[dict, list | None]:
+    """Parse the JSON object in `raw`; the elements of `array_key`'s array are parsed one by one
+    and handed to `on_item(index, value)`, whose results are returned in a list (None when the
+    key is absent or its value is not an array; the value is then in the dict like any other).
+    The dict holds every other key, and `array_key` mapped to [] when it was an array.
+    Duplicate keys: the last one wins, as with json.loads."""
+    reader = _Reader(raw)
+    char, position = reader.char(0)
+    if char != "{":
+        raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
+    fields: dict[str, Any] = {}
+    items: list | None = None
+    char, position = reader.char(position + 1)
+    if char == "}":
+        position += 1
+    else:
+        while True:
+            if char != '"':
+                raise _syntax("Expecting property name enclosed in double quotes")
+            key, position = reader.value(position)
+            char, position = reader.char(position)
+            if char != ":":
+                raise _syntax("Expecting ':' delimiter")
+            char, position = reader.char(position + 1)
+            if key == array_key and char == "[":
+                items, position = _walk_array(reader, position + 1, on_item)
+                fields[key] = []
+            else:
+                fields[key], position = reader.value(position)
+                if key == array_key:
+                    items = None
+            char, position = reader.char(position)
+            if char == "}":
+                position += 1
+                break
+            if char != ",":
+                raise _syntax("Expecting ',' delimiter")
+            char, position = reader.char(position + 1)
+    if not reader.at_end(position):
+        raise _syntax("Extra data after the JSON object")
+    return fields, items
+
+
+def _walk_array(
+    reader: _Reader, position: int, on_item: Callable[[int, Any], Any]
+) -> tuple[list, int]:
+    results: list = []
+    char, position = reader.char(position)
+    if char == "]":
+        return results, position + 1
+    while True:
+        value, position = reader.value(position)
+        results.append(on_item(len(results), value))
+        del value  # the parsed contact is not kept past its preparation
+        char, position = reader.char(position)
+        if char == "]":
+            return results, position + 1
+        if char != ",":
+            raise _syntax("Expecting ',' delimiter")
+        position += 1
+
+
+def load_upload(
+    raw: bytes,
+    schema: Schema,
+    array_key: str,
+    contact_field,
+    limit: int,
+    too_many: Callable[[int], ApiError],
+    plain_text: Callable[[Any], str | None] | None = None,
+) -> dict:
+    """The body of a PATCH (`array_key` "upsert") or PUT ("contacts") as the schema would load
+    it, with the contacts as PreparedContacts. Raises ApiError (400 syntax, 422 too many) or
+    ValidationError (the schema's field messages). `plain_text(contact)`: the fast path, the
+    contact's JSON text when it is plainly valid (else None and `contact_field` decides)."""
+    errors: dict[int, Any] = {}
+    escapes = _ESCAPED_SURROGATE.search(raw) is not None
+
+    def prepare(index: int, value: Any) -> PreparedContact | None:
+        if index >= limit:
+            raise too_many(limit)
+        if escapes:
+            _refuse_surrogates(value)
+        text = plain_text(value) if plain_text is not None else None
+        if text is None:  # not plainly valid: the schema says why (or that it is valid)
+            try:
+                value = contact_field.deserialize(value)
+            except ValidationError as exc:
+                errors[index] = exc.messages
+                return None
+        return prepare_contact(value, f"{array_key}.{index}", text)
+
+    fields, prepared = walk_object(raw, array_key, prepare)
+    if escapes:
+        _refuse_surrogates(fields)
+    messages: dict = {}
+    try:
+        loaded = schema.load(fields)
+    except ValidationError as exc:
+        messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+        loaded = None
+    if prepared is not None and errors:
+        merged = messages.setdefault(array_key, {})
+        if isinstance(merged, dict):
+            merged.update(errors)
+    if not messages and prepared is not None:
+        # The schema's own cross-field checks (marshmallow skips them after field errors).
+        _mark_duplicates(prepared, array_key, messages)
+        if array_key == "upsert":
+            _mark_overlap(prepared, loaded.get("delete") or [], messages)
+    if messages:
+        raise ValidationError(messages)
+    loaded[array_key] = prepared if prepared is not None else []
+    return loaded
+
+
+def _mark_duplicates(prepared: list, array_key: str, messages: dict) -> None:
+    seen: set[str] = set()
+    message = f"This contactId appears more than once in {array_key}."
+    for index, item in enumerate(prepared):
+        if item.contact_id in seen:
+            messages.setdefault(array_key, {})[index] = {"contactId": [message]}
+        seen.add(item.contact_id)
+
+
+def _mark_overlap(prepared: list, delete_ids: list[str], messages: dict) -> None:
+    upserted = {item.contact_id for item in prepared}
+    for position, contact_id in enumerate(delete_ids):
+        if contact_id in upserted:
+            messages.setdefault("delete", {})[position] = [
+                "This contactId is both upserted and deleted."
+            ]
+
+
+# Strict UTF-8 decoding leaves surrogates only one way in: a \uD800-\uDFFF escape.
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _refuse_surrogates(value: Any) -> None:
+    """ "\ud800" is JSON by the grammar but not Unicode text (RFC 7493 forbids it): the body is
+    refused whole (400), before any field is judged, as json_object() does."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(
+            400,
+            "invalid_json",
+            "The request body is not valid Unicode text.",
+            {"body": ["Contains an unpaired surrogate (\\ud800-\\udfff escape)."]},
+        ) from None

@@ -1,0 +1,65 @@
+"""A body at the 32 MiB limit — plain or gzip-encoded — must not take a Contacts worker past
+400 MiB (issue: lean data path). The worker's peak resident size (VmHWM) is read from /proc
+after each upload; uploads are parsed one contact at a time (contacts_service/upload.py), so
+the peak stays near a few bodies' worth above the idle worker."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.support.clients import process_tree
+
+LIMIT = 32 * 1024 * 1024
+CEILING_MIB = 400
+
+
+def peak_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def body_at_the_limit() -> bytes:
+    """Contacts near the per-contact size limit (64 KiB), as many as fit under 32 MiB."""
+    notes = "Lorem ipsum dolor sit amet, ünïcödé ✓ " * 1400  # ≈ 60 kB of UTF-8
+    contacts, size = [], 20
+    while True:
+        contact = {
+            "contactId": f"big-{len(contacts):04d}",
+            "fname": "Big",
+            "notes": notes,
+            "contactEntries": [{"type": "tel", "uri": f"+1415555{len(contacts):04d}"}],
+        }
+        encoded = len(json.dumps(contact, ensure_ascii=False).encode()) + 1
+        if size + encoded > LIMIT:
+            break
+        contacts.append(contact)
+        size += encoded
+    body = json.dumps({"upsert": contacts}, ensure_ascii=False, separators=(",", ":")).encode()
+    assert LIMIT - 100_000 < len(body) <= LIMIT
+    return body
+
+
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
+def test_a_body_at_the_limit_keeps_the_worker_under_400_mib(alice, contacts_server, encoding):
+    body = body_at_the_limit()
+    headers = {"Content-Type": "application/json"}
+    if encoding == "gzip":
+        body, headers["Content-Encoding"] = gzip.compress(body, 6), "gzip"
+    alice.register("huge")
+    response = alice.patch("/v1/devices/huge/contacts", data=body, headers=headers, timeout=300)
+    assert response.status_code == 200, response.text
+    assert response.json()["upserted"] > 500
+    workers = [pid for pid in process_tree(contacts_server.process.pid)][:-1]
+    peaks = {pid: peak_mib(pid) for pid in workers}
+    assert max(peaks.values()) < CEILING_MIB, peaks
+    fetched = alice.get("/v1/devices/huge/contacts", timeout=300)
+    assert fetched.status_code == 200
+    assert len(fetched.json()["contacts"]) == response.json()["upserted"]
+    peaks = {pid: peak_mib(pid) for pid in workers}
+    assert max(peaks.values()) < CEILING_MIB, peaks

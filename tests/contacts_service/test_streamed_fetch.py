@@ -1,0 +1,162 @@
+"""A full fetch of a large book is streamed from a server-side cursor (DocumentStream) in
+batches: the same bytes as the book rendered whole, gzip when accepted, the same ETag and 304s,
+and the database connection it reads on always goes back — read to the end, abandoned by the
+client half-way, or never read (HEAD)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+
+import psycopg2
+import pytest
+import requests
+
+from contacts_service import repository
+from contacts_service.address_book import STREAM_FROM
+from contacts_service.extensions import db
+from tests.support.clients import sample_contact
+
+SIZE = STREAM_FROM + repository.DocumentStream.BATCH + 7  # more than one batch, not a multiple
+
+
+@pytest.fixture
+def big_book(alice):
+    alice.register("big")
+    contacts = [
+        sample_contact(f"c{n:05d}", 1 + n % 3, fname=f"Zoë {n} ✓", notes="x" * (n % 50))
+        for n in range(SIZE)
+    ]
+    alice.upsert("big", contacts)
+    return alice
+
+
+def whole(client, device_id: str) -> bytes:
+    """The body render_book() gives for this book: `?since=0` is rendered whole and has the
+    same contacts in the same order, plus `"deleted":[]`."""
+    response = client.get(
+        f"/v1/devices/{device_id}/contacts",
+        params={"since": 0},
+        headers={"Accept-Encoding": "identity"},
+    )
+    assert response.status_code == 200
+    return response.content.replace(b',"deleted":[]', b"", 1)
+
+
+def test_the_streamed_book_is_the_whole_book_byte_for_byte(big_book):
+    response = big_book.get("/v1/devices/big/contacts", headers={"Accept-Encoding": "identity"})
+    assert response.status_code == 200
+    assert "Content-Length" not in response.headers  # streamed: chunked
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.content == whole(big_book, "big")
+    body = json.loads(response.content)
+    assert len(body["contacts"]) == SIZE
+    assert body["contacts"][0]["fname"] == "Zoë 0 ✓"
+
+
+def test_the_streamed_book_in_gzip(big_book):
+    plain = big_book.get("/v1/devices/big/contacts", headers={"Accept-Encoding": "identity"})
+    response = big_book.get(
+        "/v1/devices/big/contacts", headers={"Accept-Encoding": "gzip"}, stream=True
+    )
+    raw = response.raw.read(decode_content=False)
+    assert response.headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in response.headers["Vary"]
+    assert gzip.decompress(raw) == plain.content
+    assert len(raw) < len(plain.content) / 3
+    # The same version either way: weak when encoded, and a 304 for both forms.
+    assert response.headers["ETag"] == "W/" + plain.headers["ETag"]
+    for etag in (plain.headers["ETag"], response.headers["ETag"]):
+        for encoding in ("gzip", "identity"):
+            again = big_book.get(
+                "/v1/devices/big/contacts",
+                headers={"If-None-Match": etag, "Accept-Encoding": encoding},
+            )
+            assert again.status_code == 304
+            assert again.content == b""
+
+
+def test_a_change_changes_the_streamed_book_and_its_etag(big_book):
+    first = big_book.get("/v1/devices/big/contacts")
+    big_book.upsert("big", [sample_contact("c00001", 1, fname="Changed")], delete=["c00002"])
+    second = big_book.get(
+        "/v1/devices/big/contacts", headers={"If-None-Match": first.headers["ETag"]}
+    )
+    assert second.status_code == 200
+    assert second.headers["ETag"] != first.headers["ETag"]
+    body = second.json()
+    assert body["revision"] == first.json()["revision"] + 1
+    ids = [c["contactId"] for c in body["contacts"]]
+    assert "c00002" not in ids and len(ids) == SIZE - 1
+    assert body["contacts"][1]["fname"] == "Changed"
+
+
+def idle_in_transaction(database_url: str) -> int:
+    connection = psycopg2.connect(database_url)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND state LIKE 'idle in transaction%%' "
+                "AND pid <> pg_backend_pid()"
+            )
+            return cursor.fetchone()[0]
+    finally:
+        connection.close()
+
+
+def settles(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+def test_streams_read_whole_abandoned_or_never_read_give_their_connection_back(
+    big_book, postgres_database
+):
+    url = f"{big_book.base_url}/v1/devices/big/contacts"
+    headers = {"Authorization": f"Bearer {big_book.token}", "Accept-Encoding": "identity"}
+    # More streams than a worker's pool holds (CONTACTS_DB_POOL_SIZE, doubled by overflow):
+    # a leaked connection would soon leave none.
+    for n in range(45):
+        kind = ("whole", "abandoned", "head")[n % 3]
+        if kind == "head":
+            assert requests.head(url, headers=headers, timeout=30).status_code == 200
+        elif kind == "abandoned":
+            with requests.get(url, headers=headers, stream=True, timeout=30) as response:
+                assert response.status_code == 200
+                assert response.raw.read(100).startswith(b'{"revision":')
+        else:
+            assert len(requests.get(url, headers=headers, timeout=30).json()["contacts"]) == SIZE
+    assert big_book.get("/v1/devices").status_code == 200
+    assert settles(lambda: idle_in_transaction(postgres_database.url) == 0)
+
+
+def test_a_small_book_is_rendered_whole_with_a_length(alice):
+    alice.register("small")
+    alice.upsert("small", [sample_contact(f"s{n}") for n in range(STREAM_FROM - 1)])
+    response = alice.get("/v1/devices/small/contacts", headers={"Accept-Encoding": "identity"})
+    assert int(response.headers["Content-Length"]) == len(response.content)
+
+
+def test_a_snapshot_of_another_revision_is_not_streamed(app, big_book):
+    """The request read revision r; when the snapshot the stream would read shows another one
+    (a write committed in between), DocumentStream refuses and the book is rendered whole."""
+    with app.app_context():
+        row = db.session.execute(
+            db.text(
+                "SELECT pk, revision FROM devices WHERE device_id = 'big' ORDER BY pk DESC LIMIT 1"
+            )
+        ).one()
+        db.session.rollback()
+        stale = repository.DocumentStream.open(row.pk, row.revision - 1, 5)
+        current = repository.DocumentStream.open(row.pk, row.revision, 5)
+        try:
+            assert stale is None
+            assert sum(len(batch) for batch in current) == SIZE
+        finally:
+            current.close()

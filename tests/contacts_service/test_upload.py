@@ -1,0 +1,221 @@
+"""The upload reader (contacts_service/upload.py) parses the contacts array one contact at a
+time. It must answer exactly what loading the whole body with the schema answers: same status,
+error code and `details` for every body, and the same stored contacts for every valid one —
+whatever the whitespace, key order or duplicate keys (Hypothesis differential tests)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from contacts_service.api import api
+from contacts_service.schemas import PatchContactsSchema, PutContactsSchema
+from contacts_service.upload import _Reader, prepare_contact
+from shared.errors import ApiError
+from tests.contacts_service.test_contact_fast_path import (
+    ReferencePatch,
+    ReferencePut,
+    app,  # noqa: F401 - the fixture
+    contacts,
+    ids,
+)
+
+INDENTS = [None, 0, 2, "\t"]
+
+
+def streamed(schema, text: str):
+    try:
+        return ("loaded", api.load(schema, text.encode(), loader=schema.load_json_bytes))
+    except ApiError as exc:
+        return (exc.status, exc.error, exc.details)
+
+
+def reference(schema, text: str, key: str):
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return (400, "invalid_json")
+    if not isinstance(body, dict):
+        return (400, "invalid_json")
+    try:
+        loaded = api.load(schema, body)
+    except ApiError as exc:
+        return (exc.status, exc.error, exc.details)
+    loaded[key] = [prepare_contact(c, key) for c in loaded[key]]
+    return ("loaded", loaded)
+
+
+def agree(schema, reference_schema, body, key, indent):
+    text = json.dumps(body, ensure_ascii=False, indent=indent)
+    ours, theirs = streamed(schema, text), reference(reference_schema, text, key)
+    if theirs[:2] == (400, "invalid_json"):
+        assert ours[:2] == theirs[:2]
+    else:
+        assert ours == theirs
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.fixed_dictionaries(
+        {}, optional={"upsert": st.lists(contacts, max_size=4) | ids, "delete": st.lists(ids)}
+    ),
+    st.sampled_from(INDENTS),
+)
+def test_patch_reader_agrees_with_the_schema(app, body, indent):  # noqa: F811
+    with app.app_context():
+        agree(PatchContactsSchema(), ReferencePatch(), body, "upsert", indent)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.fixed_dictionaries({}, optional={"contacts": st.lists(contacts, max_size=4) | ids}),
+    st.sampled_from(INDENTS),
+)
+def test_put_reader_agrees_with_the_schema(app, body, indent):  # noqa: F811
+    with app.app_context():
+        agree(PutContactsSchema(), ReferencePut(), body, "contacts", indent)
+
+
+GOOD = '{"contactId":"a","fname":"A"}'
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        " ",
+        "[]",
+        "null",
+        '"upsert"',
+        "{",
+        '{"upsert"',
+        '{"upsert":',
+        '{"upsert":[',
+        '{"upsert":[' + GOOD,
+        '{"upsert":[' + GOOD + ",",
+        '{"upsert":[' + GOOD + "]",
+        '{"upsert":[' + GOOD + "]}x",
+        '{"upsert":[' + GOOD + "]}{}",
+        '{"upsert":[' + GOOD + ",]}",
+        '{"upsert":[,' + GOOD + "]}",
+        '{"upsert":[' + GOOD + " " + GOOD + "]}",
+        '{"upsert":[' + GOOD + "],}",
+        "{upsert:[]}",
+        "{'upsert':[]}",
+        '{"upsert" []}',
+        '{"upsert":[NaN]}',
+        '{"upsert":[{"contactId":"a","n":Infinity}]}',
+        '{"upsert":[' + "[" * 100_000 + "]" * 100_000 + "]}",
+        '{"upsert":[],"delete":[NaN]}',
+        '{"upsert":[{"contactId":"\\ud800"}]}',
+        '{"upsert":[],"delete":["\\udfff"]}',
+    ],
+)
+def test_broken_bodies_are_400_like_the_whole_body_parser(app, text):  # noqa: F811
+    with app.app_context():
+        assert streamed(PatchContactsSchema(), text)[:2] == (400, "invalid_json")
+
+
+@pytest.mark.parametrize("raw", [b'{"upsert":[{"contactId":"\xff"}]}', '{"a":1}'.encode("utf-16")])
+def test_bodies_that_are_not_utf8_are_400(app, raw):  # noqa: F811
+    schema = PatchContactsSchema()
+    with app.app_context(), pytest.raises(ApiError) as caught:
+        api.load(schema, raw, loader=schema.load_json_bytes)
+    assert (caught.value.status, caught.value.error) == (400, "invalid_json")
+
+
+def test_duplicate_keys_keep_the_last_like_json_loads(app):  # noqa: F811
+    text = '{"upsert":[{"contactId":"a"}],"upsert":[{"contactId":"b"}],"upsert":[]}'
+    with app.app_context():
+        status, loaded = streamed(PatchContactsSchema(), text)
+    assert status == "loaded" and loaded["upsert"] == []
+    text = '{"upsert":[{"contactId":"a"}],"upsert":[{"contactId":"b"}]}'
+    with app.app_context():
+        _, loaded = streamed(PatchContactsSchema(), text)
+    assert [c.contact_id for c in loaded["upsert"]] == ["b"]
+
+
+def test_more_contacts_than_a_device_holds_stop_the_reading_early(app):  # noqa: F811
+    app.config["CONTACTS_MAX_CONTACTS_PER_DEVICE"] = 3
+    try:
+        # The fourth contact is refused before the (broken) rest of the body is even read.
+        text = '{"upsert":[' + ",".join([GOOD.replace('"a"', f'"{i}"') for i in range(4)])
+        with app.app_context():
+            outcome = streamed(PatchContactsSchema(), text + ",{{{")
+        assert outcome[:2] == (422, "too_many_contacts")
+        assert outcome[2] == {"upsert": ["At most 3 items."]}
+    finally:
+        del app.config["CONTACTS_MAX_CONTACTS_PER_DEVICE"]
+
+
+A, B = {"contactId": "a"}, {"contactId": "b", "fname": "B"}
+BAD = {"contactId": "", "fname": 3}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"upsert": [A, B, A]},
+        {"upsert": [A, A, A], "delete": ["a", "c"]},
+        {"upsert": [A, B], "delete": ["b"]},
+        {"upsert": [A, BAD, A], "delete": ["a"]},
+        {"upsert": [BAD, BAD]},
+        {"upsert": [A], "extra": 1},
+        {"upsert": [A, A], "extra": 1},
+        {"upsert": [A], "delete": [""]},
+        {"upsert": "a"},
+        {"upsert": None},
+        {"delete": ["a"]},
+        {},
+    ],
+)
+def test_cross_field_rules_match_the_schema(app, body):  # noqa: F811
+    with app.app_context():
+        agree(PatchContactsSchema(), ReferencePatch(), body, "upsert", None)
+        if "upsert" in body:
+            put = {"contacts": body["upsert"]}
+            agree(PutContactsSchema(), ReferencePut(), put, "contacts", None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.fixed_dictionaries(
+        {}, optional={"upsert": st.lists(contacts, max_size=4) | ids, "delete": st.lists(ids)}
+    ),
+    st.sampled_from(INDENTS),
+    st.sampled_from([1, 2, 3, 5, 8, 64]),
+)
+def test_windows_of_any_size_read_the_same(app, body, indent, window):  # noqa: F811
+    """Large bodies are decoded a window (1 MiB) at a time; values, whitespace, numbers and
+    multi-byte characters cut by a window's end must read as if the body were whole."""
+    saved = _Reader.WINDOW
+    _Reader.WINDOW = window
+    try:
+        with app.app_context():
+            agree(PatchContactsSchema(), ReferencePatch(), body, "upsert", indent)
+    finally:
+        _Reader.WINDOW = saved
+
+
+@pytest.mark.parametrize("window", [1, 2, 3, 4, 5, 7])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"upsert":[],"delete":[],"x":123456789}',
+        '{"upsert":[{"contactId":"\U0001f600\u00e9x","n":1.5e10,"t":true,"f":false,"z":null}]}',
+        '  {  "upsert"  :  [  {"contactId":"a"}  ,  {"contactId":"b"}  ]  }  ',
+    ],
+)
+def test_values_cut_by_a_window_end_read_whole(app, text, window):  # noqa: F811
+    saved = _Reader.WINDOW
+    _Reader.WINDOW = window
+    try:
+        with app.app_context():
+            ours = streamed(PatchContactsSchema(), text)
+    finally:
+        _Reader.WINDOW = saved
+    with app.app_context():
+        assert ours == reference(ReferencePatch(), text, "upsert")
