@@ -16,7 +16,6 @@ import base64
 import hashlib
 import os
 import re
-import secrets
 import shutil
 import subprocess
 import sys
@@ -36,7 +35,7 @@ from selenium.webdriver.chrome.service import Service as ChromeService
 from tests.browser.page import WebClient
 from tests.support.clients import ContactsClient, contacts_base_env
 from tests.support.servers import ROOT, PostgresDatabase, ServiceProcess, free_port, wait_for
-from tests.support.stack import sso_env
+from tests.support.stack import ProviderAccount, account_factory, sso_env
 
 # A Redis database number of its own, so this suite's tokens never mix with other suites'.
 REDIS_DB = 4
@@ -131,14 +130,7 @@ class WebServerProcess:
         self.process = None
 
 
-@dataclass
-class Account:
-    cloud_id: str
-    username: str
-    password: str
-    phone_numbers: list[str]
-    sip_uri: str
-    token: str | None = None
+Account = ProviderAccount
 
 
 @dataclass
@@ -237,29 +229,10 @@ def contacts_restartable(browser_stack):
 
 @pytest.fixture
 def new_account(provider):
-    """make(cloud_id=None, phone_numbers=...) → a fresh Account registered with the provider;
+    """make(phone_numbers=..., cloud_id=None) → a fresh Account registered with the provider;
     accounts of one test share a Cloud ID unless told otherwise."""
-    cloud = f"WEB-{secrets.token_hex(3)}"
-
-    def make(phone_numbers=("+15557100001",), cloud_id: str | None = None) -> Account:
-        username = f"sip-{secrets.token_hex(4)}"
-        account = Account(
-            cloud_id=cloud_id or cloud,
-            username=username,
-            password=f"pw {secrets.token_hex(4)} &%",
-            phone_numbers=list(phone_numbers),
-            sip_uri=f"sip:{username}@web.example",
-        )
-        provider.add_user(
-            account.cloud_id,
-            account.username,
-            account.password,
-            account.phone_numbers,
-            account.sip_uri,
-        )
-        return account
-
-    return make
+    make = account_factory(provider, "WEB", "web.example", ("+15557100001",))
+    return lambda phone_numbers=("+15557100001",), cloud_id=None: make(cloud_id, phone_numbers)
 
 
 def chromium_paths() -> tuple[str, str]:

@@ -4,7 +4,6 @@ External Authentication service."""
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 
 import pytest
@@ -13,7 +12,7 @@ import trustme
 
 from tests.support.clients import contacts_base_env
 from tests.support.servers import PostgresDatabase, ServiceProcess
-from tests.support.stack import sso_env
+from tests.support.stack import ProviderAccount, account_factory, sso_env
 
 BROWSER_ORIGIN = "https://webrtc.e2e.example"
 # A private Redis database number, so the tokens of this suite never mix with other suites'.
@@ -30,13 +29,7 @@ class Tls:
         return ["--certfile", self.cert_path, "--keyfile", self.key_path]
 
 
-@dataclass
-class Account:
-    cloud_id: str
-    username: str
-    password: str
-    phone_numbers: list[str]
-    sip_uri: str
+Account = ProviderAccount
 
 
 @dataclass
@@ -115,25 +108,5 @@ def stack(tls, redis_server, e2e_database, provider):
 
 @pytest.fixture
 def new_account(provider):
-    """make(cloud_id=None, numbers=...) → a fresh Account registered with the provider."""
-    cloud = f"E2E-{secrets.token_hex(3)}"
-
-    def make(cloud_id: str | None = None, phone_numbers=("+15557000001",)) -> Account:
-        username = f"sip-{secrets.token_hex(4)}"
-        account = Account(
-            cloud_id=cloud_id or cloud,
-            username=username,
-            password=f"pw {secrets.token_hex(4)} &%",
-            phone_numbers=list(phone_numbers),
-            sip_uri=f"sip:{username}@e2e.example",
-        )
-        provider.add_user(
-            account.cloud_id,
-            account.username,
-            account.password,
-            account.phone_numbers,
-            account.sip_uri,
-        )
-        return account
-
-    return make
+    """make(cloud_id=None, phone_numbers=...) → a fresh Account registered with the provider."""
+    return account_factory(provider, "E2E", "e2e.example", ("+15557000001",))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
+from dataclasses import dataclass
+
 import requests
 
 # The introspection client the Contacts service uses against the test SSO.
@@ -38,3 +41,42 @@ def login(sso_url: str, cloud_id: str, username: str, password: str, host=None) 
     response = requests.post(f"{sso_url}/v1/tokens", json=body, timeout=15)
     assert response.status_code == 200, (response.status_code, response.text)
     return response.json()
+
+
+@dataclass
+class ProviderAccount:
+    """A SIP account the stand-in provider knows (and, once logged in, its token)."""
+
+    cloud_id: str
+    username: str
+    password: str
+    phone_numbers: list[str]
+    sip_uri: str
+    token: str | None = None
+
+
+def account_factory(provider, cloud_prefix: str, sip_domain: str, default_numbers: tuple):
+    """make(cloud_id=None, phone_numbers=default_numbers) → a fresh ProviderAccount registered
+    with the provider; accounts of one factory share a Cloud ID unless told otherwise. The
+    password has a space and URL-special characters, as real ones do."""
+    cloud = f"{cloud_prefix}-{secrets.token_hex(3)}"
+
+    def make(cloud_id: str | None = None, phone_numbers=default_numbers) -> ProviderAccount:
+        username = f"sip-{secrets.token_hex(4)}"
+        account = ProviderAccount(
+            cloud_id=cloud_id or cloud,
+            username=username,
+            password=f"pw {secrets.token_hex(4)} &%",
+            phone_numbers=list(phone_numbers),
+            sip_uri=f"sip:{username}@{sip_domain}",
+        )
+        provider.add_user(
+            account.cloud_id,
+            account.username,
+            account.password,
+            account.phone_numbers,
+            account.sip_uri,
+        )
+        return account
+
+    return make
