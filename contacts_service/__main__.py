@@ -51,7 +51,7 @@ def check_config() -> list[str]:
         return [str(exc)]
     problems = []
     try:
-        psycopg2.connect(settings.database_url, connect_timeout=5).close()
+        problems += _database_problems(settings)
     except psycopg2.Error as exc:
         problems.append(f"PostgreSQL at CONTACTS_DATABASE_URL is not reachable: {exc}".strip())
     sso = SsoClient(
@@ -66,6 +66,50 @@ def check_config() -> list[str]:
     except SsoUnavailable as exc:
         problems.append(f"SSO at CONTACTS_SSO_URL failed an introspection with our client: {exc}")
     return problems
+
+
+_POOLING_HINT = "; behind PgBouncer in transaction pooling set CONTACTS_DB_TRANSACTION_POOLING=true"
+
+
+def _database_problems(settings) -> list[str]:
+    """Connect as the service does and check that its statement_timeout is in effect.
+
+    Without CONTACTS_DB_TRANSACTION_POOLING the timeout is a startup parameter, which
+    PgBouncer in transaction pooling refuses (the connection fails) or, listed in its
+    ignore_startup_parameters, drops without a word: both are told here.
+    """
+    import psycopg2
+
+    from contacts_service import pg_deadline
+
+    options = pg_deadline.connect_args(
+        settings.database_url,
+        settings.db_statement_timeout_seconds,
+        5,
+        transaction_pooling=settings.db_transaction_pooling,
+    )
+    try:
+        connection = psycopg2.connect(settings.database_url, **options)
+    except psycopg2.Error as exc:
+        if "options" in str(exc) and not settings.db_transaction_pooling:
+            raise psycopg2.OperationalError(f"{exc}".strip() + _POOLING_HINT) from None
+        raise
+    try:
+        if settings.db_transaction_pooling:
+            return []
+        with connection.cursor() as cursor:
+            # In milliseconds, whatever unit the server would display.
+            cursor.execute("SELECT setting FROM pg_settings WHERE name = 'statement_timeout'")
+            (in_effect,) = cursor.fetchone()
+        expected = int(settings.db_statement_timeout_seconds * 1000)
+        if in_effect != str(expected):
+            return [
+                f"statement_timeout is {in_effect} ms on CONTACTS_DATABASE_URL, not {expected}:"
+                " a pooler dropped the startup parameter" + _POOLING_HINT
+            ]
+        return []
+    finally:
+        connection.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -127,7 +127,7 @@ def write_contacts(
             pk,
             revision,
             [c.contact_id for c in part],
-            [c.document.decode("utf-8") for c in part],
+            [c.document for c in part],
             [c.checksum for c in part],
             [c.block_key for c in part],
         )
@@ -150,7 +150,9 @@ def write_contacts(
                 numbers.entry_ids[start:end],
                 numbers.numbers[start:end],
             )
-        repository.record_seen_numbers(caller.account_id, set(numbers.numbers))
+        repository.record_seen_numbers(
+            caller.account_id, set(numbers.numbers), settings.smart_new_numbers_per_day
+        )
         repository.record_deletions(pk, revision, deleted)
         repository.forget_deletions(pk, sorted(inserted))
         floor = repository.prune_deletions(pk, settings.change_log_days)
@@ -258,21 +260,21 @@ class StreamedBook:
         self._documents.close()
 
 
-# Books smaller than this are rendered whole: a second connection and a cursor cost more than
-# the memory they would save, and a small body can still be sent with a Content-Length.
+# Books smaller than this are rendered whole: a snapshot and a cursor cost more round trips
+# than the memory they would save, and a small body can still be sent with a Content-Length.
 STREAM_FROM = 500
 
 
-def stream_book(device: DeviceRow, smart_text: str, settings: Settings) -> StreamedBook | None:
-    """The full book (no `since`) as a StreamedBook; None for a small book, or when the device
-    changed since the request read it (the caller renders it whole instead; rare, and correct
-    either way)."""
-    if device.contact_count < STREAM_FROM:
-        return None
-    documents = repository.DocumentStream.open(
-        device.pk, device.revision, settings.db_statement_timeout_seconds
+def open_book(
+    caller: Caller, device: DeviceRow, settings: Settings
+) -> repository.DocumentStream | None:
+    """The full book's documents and Smart Contacts matches (no `since`) from one snapshot of
+    their own; None when the device is gone. Grant what waits first (grant_pending), and end
+    the request's transaction before (see DocumentStream). The stream's `revision` may be newer
+    than `device.revision`: the answer uses it."""
+    return repository.DocumentStream.open(
+        device.pk, smart_query(caller), settings.db_statement_timeout_seconds
     )
-    return None if documents is None else StreamedBook(device.revision, smart_text, documents)
 
 
 def render_book(device: DeviceRow, since: int | None, smart_text: str) -> str:
@@ -301,15 +303,21 @@ def smart_text(smart_map: dict) -> str:
 # smart_seen_numbers (write_contacts). At most `per_day` of them are let through (granted) in
 # any 24 hours, oldest first; the rest wait for the window. So uploading a whole numbering plan
 # reveals nothing beyond the daily allowance, and numbers the account already had never count
-# again.
+# again. A write grants its new numbers itself when nothing is waiting (the usual case), so the
+# next read has nothing to grant; reads grant what waited.
+
+
+def smart_query(caller: Caller) -> repository.SmartQuery:
+    return repository.SmartQuery(caller.account_id, caller.cloud_id, tuple(caller.phone_numbers))
 
 
 def smart_contacts(caller: Caller, device: DeviceRow, settings: Settings) -> dict[str, list[dict]]:
     """contactId → [{entryId, number, username, sip_uri}] for the device's matching entries."""
     grant_pending(caller.account_id, settings.smart_new_numbers_per_day)
-    rows = repository.smart_matches(
-        device.pk, caller.account_id, caller.cloud_id, list(caller.phone_numbers)
-    )
+    return smart_map(repository.smart_matches(device.pk, smart_query(caller)))
+
+
+def smart_map(rows: list[repository.SmartMatch]) -> dict[str, list[dict]]:
     smart: dict[str, list[dict]] = {}
     for contact_id, entry_id, number, username, sip_uri in rows:
         smart.setdefault(contact_id, []).append(

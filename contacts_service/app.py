@@ -12,7 +12,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
 from contacts_service import pg_deadline
-from contacts_service.extensions import db, migrate
+from contacts_service.extensions import db
 from contacts_service.settings import Settings
 from contacts_service.state import app_state, init_app_state
 from contacts_service.views import register_blueprints
@@ -93,22 +93,27 @@ def init_database(app: Flask, settings: Settings) -> None:
 
     app.config["SQLALCHEMY_DATABASE_URI"] = settings.database_url
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
-        "pool_pre_ping": True,
         "pool_size": settings.db_pool_size,
         "max_overflow": settings.db_pool_size,
         "pool_timeout": 10,
         "connect_args": {
-            **pg_deadline.connect_args(settings.db_statement_timeout_seconds, 5),
+            **pg_deadline.connect_args(
+                settings.database_url,
+                settings.db_statement_timeout_seconds,
+                5,
+                transaction_pooling=settings.db_transaction_pooling,
+            ),
             "application_name": "contacts_service",
         },
     }
     pg_deadline.install(settings.db_statement_timeout_seconds, 5)
     db.init_app(app)
     with app.app_context():
-        pg_deadline.statement_timeout_per_transaction(
-            db.engine, settings.db_statement_timeout_seconds
-        )
-    migrate.init_app(app, db, directory=MIGRATIONS_DIR)
+        pg_deadline.ping_after_idle(db.engine, settings.db_ping_after_idle_seconds)
+        if settings.db_transaction_pooling:
+            pg_deadline.statement_timeout_per_transaction(
+                db.engine, settings.db_statement_timeout_seconds
+            )
 
 
 def register_database_errors(app: Flask) -> None:
@@ -159,9 +164,20 @@ def register_unit_of_work(app: Flask) -> None:
 MIGRATION_DEADLINE_SECONDS = 3600.0
 
 
+def init_migrations(app: Flask) -> None:
+    """Flask-Migrate on `app` (imported here, not at start-up: a serving worker never needs it,
+    and it costs ≈ 11 MiB per process)."""
+    from flask_migrate import Migrate
+
+    if "migrate" not in app.extensions:
+        Migrate(app, db, directory=MIGRATIONS_DIR)
+
+
 def apply_migrations(app: Flask) -> None:
     """Bring the database schema up to date (concurrent runs wait on an advisory lock)."""
     import flask_migrate
+
+    init_migrations(app)
 
     settings = app_state(app).settings
     # A schema change on a big table may legitimately run for minutes.

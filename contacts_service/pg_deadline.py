@@ -1,52 +1,104 @@
 """Deadlines for every PostgreSQL round trip, so a hung server costs a request seconds, not
 forever.
 
-`statement_timeout` (set at the start of every transaction) lets a healthy server cancel a
-runaway statement itself, and `connect_timeout` bounds a new connection. Neither helps when the
-server, or the path to it, hangs: the kernel keeps acknowledging TCP, so keep-alives see
-nothing, and libpq then waits on the socket without limit — a SIGSTOPped postmaster, a frozen
-VM, a full disk. A psycopg2 wait callback runs every round trip through poll() with a deadline
-instead; when it passes, psycopg2 marks the connection broken (SQLAlchemy then discards it) and
-the request answers 503.
+`statement_timeout` (a startup parameter, or set at the start of every transaction behind a
+transaction pooler) lets a healthy server cancel a runaway statement itself, and
+`connect_timeout` bounds a new connection. Neither helps when the server, or the path to it,
+hangs: the kernel keeps acknowledging TCP, so keep-alives see nothing, and libpq then waits on
+the socket without limit — a SIGSTOPped postmaster, a frozen VM, a full disk. A psycopg2 wait
+callback runs every round trip through poll() with a deadline instead; when it passes,
+psycopg2 marks the connection broken (SQLAlchemy then discards it) and the request answers 503.
 """
 
 from __future__ import annotations
 
 import select
 import time
+import urllib.parse
 
 import psycopg2
 from psycopg2 import extensions
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
 # Beyond the server's own statement_timeout, so a healthy server's clean cancel wins.
 _SLACK_SECONDS = 2.0
 
 
-def connect_args(statement_timeout_seconds: float, connect_timeout_seconds: int) -> dict:
+def connect_args(
+    database_url: str,
+    statement_timeout_seconds: float,
+    connect_timeout_seconds: int,
+    *,
+    transaction_pooling: bool,
+) -> dict:
     """libpq options for each new connection.
 
-    No `options=-c statement_timeout=...`: behind PgBouncer in transaction pooling a client
-    connection is not a server session, so PgBouncer refuses that startup parameter (or, with
-    it in ignore_startup_parameters, drops it silently); see statement_timeout_per_transaction.
+    Straight to PostgreSQL, statement_timeout is a startup parameter: it costs nothing per
+    transaction. It is added to the `options` the URL may carry (a search_path, a provider's
+    endpoint id), which a connect argument of the same name would otherwise replace. Behind
+    PgBouncer in transaction pooling a client connection is not a server session, so PgBouncer
+    refuses that startup parameter (or, with it in ignore_startup_parameters, drops it
+    silently); there it is set per transaction instead (statement_timeout_per_transaction),
+    and check-config tells which case a deployment is in.
     """
-    return {"connect_timeout": connect_timeout_seconds}
+    arguments = {"connect_timeout": connect_timeout_seconds}
+    if not transaction_pooling:
+        timeout = f"-c statement_timeout={int(statement_timeout_seconds * 1000)}"
+        arguments["options"] = " ".join(filter(None, (url_options(database_url), timeout)))
+    return arguments
+
+
+def url_options(database_url: str) -> str | None:
+    """The libpq `options` parameter of a postgresql:// URL, if it has one."""
+    query = urllib.parse.urlsplit(database_url).query
+    found = urllib.parse.parse_qs(query).get("options")
+    return found[-1] if found else None
 
 
 def statement_timeout_per_transaction(engine: Engine, statement_timeout_seconds: float) -> None:
     """`SET LOCAL statement_timeout` as the first statement of every transaction on `engine`.
 
-    A session-level setting (a startup option or a plain SET after connect) would stay on the
-    server connection PgBouncer hands to the next client, and would be missing from whichever
-    server connection this client's next transaction gets; SET LOCAL lives and dies with the
-    transaction, so it holds with or without a pooler. One small round trip per transaction.
+    For transaction pooling only: a session-level setting would stay on the server connection
+    PgBouncer hands to the next client, and would be missing from whichever server connection
+    this client's next transaction gets; SET LOCAL lives and dies with the transaction. One
+    small round trip per transaction.
     """
     statement = f"SET LOCAL statement_timeout = {int(statement_timeout_seconds * 1000)}"
 
     @event.listens_for(engine, "begin")
     def _set_statement_timeout(connection) -> None:
         connection.exec_driver_sql(statement)
+
+
+def ping_after_idle(engine: Engine, idle_seconds: float) -> None:
+    """Check a pooled connection with a round trip only when it sat idle over `idle_seconds`.
+
+    SQLAlchemy's pool_pre_ping pings on every checkout: one more round trip per request, ≈ a
+    sixth of an authenticated GET /v1/devices. A connection checked in moments ago is very
+    likely alive; one that sat idle (a quiet night, a restarted server, a PgBouncer that
+    dropped it) is checked. A failed ping makes the pool replace the connection before the
+    request uses it. What is given up: a server restarted within `idle_seconds` of a
+    connection's last use fails that connection's next request with a 503 (the pool then
+    discards every connection older than the failure), instead of nobody noticing.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_connection, record) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection, record, proxy) -> None:
+        checked_in_at = record.info.get("checked_in_at")
+        if checked_in_at is None or time.monotonic() - checked_in_at <= idle_seconds:
+            return  # new, or in use moments ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except psycopg2.Error as exc:
+            record.info.pop("checked_in_at", None)
+            # The pool retries the checkout with a new connection.
+            raise sa_exc.DisconnectionError("pooled connection is dead") from exc
 
 
 def install(statement_timeout_seconds: float, connect_timeout_seconds: float) -> None:

@@ -280,7 +280,9 @@ def plain_text(contact: object, max_entries: int, max_bytes: int) -> str | None:
             return None
     try:
         text_ = json.dumps(contact, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # NaN, or nesting deeper than the encoder's recursion allows (the C decoder takes
+        # somewhat deeper): not plainly valid, so the schema's depth rule decides (422).
         return None
     # Nesting can be no deeper than the number of brackets: most contacts have a handful, so
     # the exact (slower) walk only runs for the rare contact that could be too deep.

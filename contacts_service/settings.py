@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from shared.config import (
     ConfigError,
+    env_bool,
     env_clients,
     env_float,
     env_int,
@@ -40,6 +41,12 @@ class Settings:
     max_devices_per_account: int = 100
     db_pool_size: int = 10
     db_statement_timeout_seconds: float = 15.0
+    # Behind a transaction pooler (PgBouncer pool_mode=transaction) a startup parameter cannot
+    # carry statement_timeout, so it is set at the start of every transaction instead (one
+    # more round trip each); see contacts_service/pg_deadline.py.
+    db_transaction_pooling: bool = False
+    # A pooled connection idle longer than this is pinged before use; busier ones are not.
+    db_ping_after_idle_seconds: float = 1.0
     cors_origins: list[str] = field(default_factory=list)
     log_level: str = "INFO"
     # Operators' clients for /v1/admin/... (optional: none means every admin request is a 401).
@@ -111,6 +118,12 @@ class Settings:
             db_pool_size=env_int("CONTACTS_DB_POOL_SIZE", 10, environ=environ, minimum=1),
             db_statement_timeout_seconds=env_float(
                 "CONTACTS_DB_STATEMENT_TIMEOUT_SECONDS", 15.0, environ=environ, minimum=1.0
+            ),
+            db_transaction_pooling=env_bool(
+                "CONTACTS_DB_TRANSACTION_POOLING", False, environ=environ
+            ),
+            db_ping_after_idle_seconds=env_float(
+                "CONTACTS_DB_PING_AFTER_IDLE_SECONDS", 1.0, environ=environ, minimum=0.0
             ),
             cors_origins=env_origins("CORS_ORIGINS", environ=environ),
             log_level=log_level,

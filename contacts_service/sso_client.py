@@ -3,8 +3,11 @@
 Every Contacts request makes one introspection, so this client is built for that one call:
 
 - keep-alive connections, pooled per worker process (LIFO: the most recently used is the
-  least likely to have been closed by the SSO as idle; a request whose reused connection
-  turns out closed is sent once more on a new one, as introspection changes nothing);
+  least likely to have been closed by the SSO as idle). A connection is pooled only after an
+  answer whose end we know for certain, with nothing read past it, and is reused only if
+  nothing (bytes or its end) has arrived on it since: an answer is never matched to a request
+  it does not belong to. A request whose reused connection turns out closed as we send is sent
+  once more on a new one, as introspection changes nothing;
 - ONE deadline for the whole exchange (`timeout`): connecting, the TLS handshake, sending and
   reading the full answer. Every socket wait gets what is left of it, so an SSO that hangs, or
   trickles its answer a byte at a time, costs a request `timeout` seconds, never more;
@@ -29,6 +32,7 @@ import ipaddress
 import json
 import logging
 import re
+import select
 import socket
 import ssl
 import threading
@@ -132,16 +136,23 @@ class _Broken(Exception):
 
 class _DeadlineReader(io.RawIOBase):
     """Socket reads, each waiting only for what is left of the exchange's deadline (a socket
-    timeout alone bounds one read, so a trickling answer could last forever)."""
+    timeout alone bounds one read, so a trickling answer could last forever).
+
+    Once `done`, it reads nothing more (None: "no bytes available", as a non-blocking raw
+    stream says), so peeking at the buffer on top shows only what was already read past the
+    answer, without waiting."""
 
     def __init__(self, sock: socket.socket, deadline: float):
         self.sock = sock
         self.deadline = deadline
+        self.done = False
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer) -> int | None:
+        if self.done:
+            return None
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError("introspection deadline passed")
@@ -219,7 +230,10 @@ def _read_chunked(reader: io.BufferedReader) -> bytes:
 
 
 def _read_answer(sock: socket.socket, deadline: float, reused: bool) -> _Answer:
-    reader = io.BufferedReader(_DeadlineReader(sock, deadline), 16384)
+    """The answer to the request just sent. `keep_alive` is True only when the connection can
+    carry the next request: an answer framed beyond doubt, with no byte read past its end."""
+    raw = _DeadlineReader(sock, deadline)
+    reader = io.BufferedReader(raw, 16384)
     try:
         first = reader.readline(_MAX_LINE + 1)
     except (ConnectionResetError, ConnectionAbortedError) as exc:
@@ -229,16 +243,32 @@ def _read_answer(sock: socket.socket, deadline: float, reused: bool) -> _Answer:
     if not first.endswith(b"\n"):
         raise _Broken("status line too long or cut")
     status, version, headers = _read_head(reader, first)
-    while 100 <= status < 200:  # interim answers (100 Continue, 103 Early Hints) are skipped
+    # Interim answers (100 Continue, 103 Early Hints) are skipped, but we never ask for one
+    # (no Expect, no Upgrade), so one means a server we do not understand: its connection is
+    # not reused.
+    interim = False
+    while 100 <= status < 200:
+        if status == 101:
+            raise _Broken("the SSO switched protocols")
+        interim = True
         status, version, headers = _read_head(reader, _read_line(reader))
     if headers.get("content-encoding", "identity").lower() != "identity":
         raise _Broken("an encoded answer (we asked for identity)")
     connection = headers.get("connection", "").lower()
     keep_alive = "close" not in connection and (version != "HTTP/1.0" or "keep-alive" in connection)
-    if status in (204, 304):  # never a body (RFC 9110), whatever the headers say
+    keep_alive = keep_alive and not interim
+    transfer_coding = headers.get("transfer-encoding")
+    if status in (204, 304):
+        # Never a body (RFC 9110). Bytes sent anyway would be read as the next request's
+        # answer, and there is no telling where they end: the connection is not reused.
         body = b""
-    elif "chunked" in headers.get("transfer-encoding", "").lower():
+        keep_alive = False
+    elif transfer_coding is not None:
+        if transfer_coding.strip().lower() != "chunked":
+            raise _Broken("an unsupported transfer coding")
         body = _read_chunked(reader)
+        if "content-length" in headers:  # conflicting framing (RFC 9112 6.3): do not reuse
+            keep_alive = False
     elif "content-length" in headers:
         length_text = headers["content-length"]
         if not length_text.isdigit():
@@ -254,7 +284,30 @@ def _read_answer(sock: socket.socket, deadline: float, reused: bool) -> _Answer:
         if len(body) > MAX_ANSWER_BYTES:
             raise _Broken("answer too large")
         keep_alive = False
+    raw.done = True
+    if keep_alive and reader.peek(1):
+        # Bytes already read past the end of the answer: nothing was asked for them, and a
+        # connection whose stream does not follow its framing is not trusted with another
+        # request.
+        keep_alive = False
     return _Answer(status, body, keep_alive)
+
+
+def _has_input(sock: socket.socket) -> bool:
+    """Whether anything has arrived on an idle connection, without waiting: bytes nobody asked
+    for, or its end (a FIN or reset makes a socket readable too). Either way it must not carry
+    another request. Decrypted TLS bytes buffered inside the SSL object do not make the socket
+    readable, so they are checked apart."""
+    try:
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(sock, select.POLLIN | select.POLLPRI)
+            return bool(poller.poll(0))  # also POLLHUP/POLLERR/POLLNVAL: all mean "not reusable"
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):  # closed, or no longer a valid descriptor
+        return True
 
 
 _MAX_PENDING_LOOKUPS = 64
@@ -335,7 +388,8 @@ class _Exchanger:
         except _Broken as exc:
             if not exc.stale:
                 raise
-        # The SSO had closed the reused connection as we sent: once more, on a new one.
+        # The SSO closed the reused connection after _checkout looked at it, as we sent: once
+        # more, on a new one.
         return self._send(self._connect(deadline), message, deadline)
 
     def _send(self, connection: _Connection, message: bytes, deadline: float) -> _Answer:
@@ -377,8 +431,33 @@ class _Exchanger:
         raise _Broken(f"cannot connect: {last.__class__.__name__ if last else 'no address'}")
 
     def _checkout(self) -> _Connection | None:
+        """An idle connection on which nothing has arrived since its last answer, else None.
+
+        Anything that has arrived (a late extra answer, a "408" before an idle close, the end
+        of the connection) would otherwise be read as the answer to the request we are about
+        to send, e.g. another account's identity for an inactive token. Such connections are
+        closed here, before a byte is sent on them.
+
+        What this cannot catch: bytes the SSO (or something in between) sends after this
+        check, before its answer to our request. HTTP/1.1 answers carry nothing that ties them
+        to a request, nor does the introspection answer name the token, so such bytes cannot
+        be told from the answer. That window is short (from this check to the SSO's answer),
+        while the late copies and idle-close goodbyes seen in practice arrive as a connection
+        sits idle, and are caught here.
+        """
+        stale: list[_Connection] = []
+        found = None
         with self._lock:
-            return self._idle.pop() if self._idle else None
+            while self._idle:
+                connection = self._idle.pop()
+                if _has_input(connection.sock):
+                    stale.append(connection)
+                else:
+                    found = connection
+                    break
+        for connection in stale:
+            connection.close()
+        return found
 
     def _checkin(self, connection: _Connection) -> None:
         with self._lock:

@@ -28,6 +28,7 @@ from shared.errors import ApiError
 from shared.phone import normalise_region
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
+_NUMBER_CHARACTERS = re.compile(r"[0-9.eE+-]*")
 
 
 def _not_json(constant: str):
@@ -168,8 +169,19 @@ class _Reader:
             except (ValueError, RecursionError) as exc:
                 raise _syntax(str(exc) or exc.__class__.__name__) from None
             # A value that ends where the window ends may continue in the next bytes
-            # ("12" of "123"), and one that failed may be cut off: read on and try again.
-            if end is not None and (end < len(self.text) or self.final):
+            # ("12" of "123"), and one that failed may be cut off: read on and try again. So
+            # may a number followed only by number characters up to the window's end: "1" of
+            # "1." + ".5" must read as 1.5.
+            if end is not None and (
+                self.final
+                or (
+                    end < len(self.text)
+                    and not (
+                        type(value) in (int, float)
+                        and _NUMBER_CHARACTERS.match(self.text, end).end() == len(self.text)
+                    )
+                )
+            ):
                 return value, end
             # A window that already starts at the value is too small for it: double it (+ 4:
             # the end backs off to a character boundary, and a character has up to 4 bytes).
@@ -180,13 +192,17 @@ class _Reader:
 
 
 def walk_object(
-    raw: bytes, array_key: str, on_item: Callable[[int, Any], Any]
+    raw: bytes,
+    array_key: str,
+    on_item: Callable[[int, Any], Any],
+    on_key: Callable[[], None] = lambda: None,
 ) -> tuple[dict, list | None]:
     """Parse the JSON object in `raw`; the elements of `array_key`'s array are parsed one by one
     and handed to `on_item(index, value)`, whose results are returned in a list (None when the
     key is absent or its value is not an array; the value is then in the dict like any other).
     The dict holds every other key, and `array_key` mapped to [] when it was an array.
-    Duplicate keys: the last one wins, as with json.loads."""
+    Duplicate keys: the last one wins, as with json.loads; `on_key()` is called each time
+    `array_key` starts, so the caller can forget what it noted about an earlier one."""
     reader = _Reader(raw)
     char, position = reader.char(0)
     if char != "{":
@@ -205,6 +221,8 @@ def walk_object(
             if char != ":":
                 raise _syntax("Expecting ':' delimiter")
             char, position = reader.char(position + 1)
+            if key == array_key:
+                on_key()
             if key == array_key and char == "[":
                 items, position = _walk_array(reader, position + 1, on_item)
                 fields[key] = []
@@ -256,14 +274,26 @@ def load_upload(
     it, with the contacts as PreparedContacts. Raises ApiError (400 syntax, 422 too many) or
     ValidationError (the schema's field messages). `plain_text(contact)`: the fast path, the
     contact's JSON text when it is plainly valid (else None and `contact_field` decides)."""
-    errors: dict[int, Any] = {}
     escapes = _ESCAPED_SURROGATE.search(raw) is not None
+    # What was noted about the contacts array; a later duplicate of its key starts afresh (the
+    # last one is the body's, as for json.loads).
+    errors: dict[int, Any] = {}
+    surrogates = False
+
+    def restart() -> None:
+        nonlocal surrogates
+        errors.clear()
+        surrogates = False
 
     def prepare(index: int, value: Any) -> PreparedContact | None:
+        nonlocal surrogates
         if index >= limit:
+            # Refused without reading on, so a body of millions of tiny items costs little
+            # (the rest of the body, even if malformed, is not looked at).
             raise too_many(limit)
-        if escapes:
-            _refuse_surrogates(value)
+        if surrogates or (escapes and _has_surrogates(value)):
+            surrogates = True  # the body is refused as a whole: nothing more to prepare
+            return None
         text = plain_text(value) if plain_text is not None else None
         if text is None:  # not plainly valid: the schema says why (or that it is valid)
             try:
@@ -273,9 +303,9 @@ def load_upload(
                 return None
         return prepare_contact(value, f"{array_key}.{index}", text)
 
-    fields, prepared = walk_object(raw, array_key, prepare)
-    if escapes:
-        _refuse_surrogates(fields)
+    fields, prepared = walk_object(raw, array_key, prepare, restart)
+    if (prepared is not None and surrogates) or (escapes and _has_surrogates(fields)):
+        raise _not_unicode()
     messages: dict = {}
     try:
         loaded = schema.load(fields)
@@ -286,6 +316,7 @@ def load_upload(
         merged = messages.setdefault(array_key, {})
         if isinstance(merged, dict):
             merged.update(errors)
+        messages = _in_schema_order(messages, schema)
     if not messages and prepared is not None:
         # The schema's own cross-field checks (marshmallow skips them after field errors).
         _mark_duplicates(prepared, array_key, messages)
@@ -295,6 +326,16 @@ def load_upload(
         raise ValidationError(messages)
     loaded[array_key] = prepared if prepared is not None else []
     return loaded
+
+
+def _in_schema_order(messages: dict, schema: Schema) -> dict:
+    """The messages in the order schema.load gives them (its fields as declared, then unknown
+    keys), so the `details` of an answer, capped at 100 entries, keep the same ones."""
+    declared = [name for name in schema.fields if name in messages]
+    return {
+        **{name: messages[name] for name in declared},
+        **{name: value for name, value in messages.items() if name not in schema.fields},
+    }
 
 
 def _mark_duplicates(prepared: list, array_key: str, messages: dict) -> None:
@@ -319,15 +360,23 @@ def _mark_overlap(prepared: list, delete_ids: list[str], messages: dict) -> None
 _ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
-def _refuse_surrogates(value: Any) -> None:
-    """ "\ud800" is JSON by the grammar but not Unicode text (RFC 7493 forbids it): the body is
-    refused whole (400), before any field is judged, as json_object() does."""
+def _has_surrogates(value: Any) -> bool:
+    """ "\ud800" is JSON by the grammar but not Unicode text (RFC 7493 forbids it)."""
     try:
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
-        raise ApiError(
-            400,
-            "invalid_json",
-            "The request body is not valid Unicode text.",
-            {"body": ["Contains an unpaired surrogate (\\ud800-\\udfff escape)."]},
-        ) from None
+        return True
+    except RecursionError:
+        return False  # too deep to be a contact: the depth rule refuses it (422)
+    return False
+
+
+def _not_unicode() -> ApiError:
+    """A body with an unpaired surrogate is refused whole (400), before any field is judged,
+    as json_object() does."""
+    return ApiError(
+        400,
+        "invalid_json",
+        "The request body is not valid Unicode text.",
+        {"body": ["Contains an unpaired surrogate (\\ud800-\\udfff escape)."]},
+    )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from flask import Blueprint, Response, jsonify, request
 
 from contacts_service import address_book
 from contacts_service.api import DEVICE_PATH, NO_DEVICE, api
 from contacts_service.auth import caller
+from contacts_service.extensions import db
 from contacts_service.schemas import (
     ChecksumsQuerySchema,
     ChecksumsSchema,
@@ -130,14 +133,30 @@ def get_contacts(device_id: str, query: dict):
     device = address_book.device_or_404(who, device_id)
     if since is not None:
         address_book.check_since(device, since, settings)
-    smart_text = address_book.smart_text(address_book.smart_contacts(who, device, settings))
+    documents = None
+    if since is None and device.contact_count >= address_book.STREAM_FROM:
+        # A big book is streamed from a snapshot on a connection of its own. End the request's
+        # transaction first (what it did is kept: signing in, Smart Contacts grants), so its
+        # connection is back in the pool: a request never holds two, and concurrent big
+        # fetches cannot take the whole pool between them.
+        address_book.grant_pending(who.account_id, settings.smart_new_numbers_per_day)
+        db.session.commit()
+        documents = address_book.open_book(who, device, settings)
+        if documents is None:
+            raise address_book.not_found()
+        # Revision and Smart Contacts of the snapshot: answer, ETag and documents agree.
+        device = dataclasses.replace(device, revision=documents.revision)
+        smart_text = address_book.smart_text(address_book.smart_map(documents.smart))
+    else:
+        smart_text = address_book.smart_text(address_book.smart_contacts(who, device, settings))
     etag = address_book.contacts_etag(device, since, smart_text)
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if request.if_none_match.contains_weak(etag.strip('"')):
+        if documents is not None:
+            documents.close()
         return Response(status=304, headers=headers)
-    if since is None:
-        book = address_book.stream_book(device, smart_text, settings)
-        if book is not None:
-            return streamed(book, mimetype="application/json", headers=headers)
+    if documents is not None:
+        book = address_book.StreamedBook(device.revision, smart_text, documents)
+        return streamed(book, mimetype="application/json", headers=headers)
     body = address_book.render_book(device, since, smart_text)
     return Response(body, mimetype="application/json", headers=headers)

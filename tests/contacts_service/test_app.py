@@ -184,3 +184,29 @@ def test_cors_headers_on_errors_and_none_for_unlisted_origins(limited, new_accou
 def test_no_cors_headers_without_cors_origins(api):
     response = api.get("/healthz", headers={"Origin": "https://app.example"})
     assert "Access-Control-Allow-Origin" not in response.headers
+
+
+@pytest.mark.parametrize("pooling", ["false", "true"])
+def test_options_in_the_database_url_are_kept_beside_the_statement_timeout(
+    contacts_config, pooling
+):
+    """A URL's own libpq `options` (a search_path, a provider's endpoint id) survive the
+    statement timeout the service adds as a startup parameter (outside read of issue 10: the
+    connect argument replaced them), and the timeout is in effect either way."""
+    url = contacts_config["CONTACTS_DATABASE_URL"] + "?options=-c%20search_path%3Dalt%2Cpublic"
+    app = create_app(
+        {
+            **contacts_config,
+            "CONTACTS_DATABASE_URL": url,
+            "CONTACTS_DB_TRANSACTION_POOLING": pooling,
+            "CONTACTS_DB_STATEMENT_TIMEOUT_SECONDS": "7",
+        }
+    )
+    with app.app_context():
+        try:
+            path = db.session.execute(db.text("SHOW search_path")).scalar()
+            timeout = db.session.execute(db.text("SHOW statement_timeout")).scalar()
+        finally:
+            db.session.rollback()
+            db.engine.dispose()
+    assert (path, timeout) == ("alt,public", "7s")

@@ -8,6 +8,7 @@ import base64
 import json
 import socket
 import ssl
+import threading
 import time
 
 import pytest
@@ -25,6 +26,7 @@ ACTIVE = {
     "iat": 1,
     "exp": int(time.time()) + 3600,
 }
+INACTIVE = {"active": False}
 
 
 @pytest.fixture
@@ -42,6 +44,22 @@ def answer(body: object, status: int = 200, **headers):
 
 def client(server: ScriptedServer, timeout: float = 1.5, path: str = "", **kwargs) -> SsoClient:
     return SsoClient(server.url(path), "contacts", "s3cret", timeout=timeout, **kwargs)
+
+
+def http_answer(body: object, status: int = 200, reason: str = "OK", **headers) -> bytes:
+    """One whole HTTP/1.1 answer as raw bytes, framed by Content-Length unless `headers` say
+    otherwise (a None value leaves the header out)."""
+    raw = json.dumps(body).encode()
+    fields = {"Content-Type": "application/json", "Content-Length": str(len(raw))}
+    fields.update({name.replace("_", "-"): value for name, value in headers.items()})
+    lines = [f"HTTP/1.1 {status} {reason}"]
+    lines += [f"{name}: {value}" for name, value in fields.items() if value is not None]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + raw
+
+
+def token_of(server: ScriptedServer) -> bytes:
+    """The token of the request being answered (the tests below send one at a time)."""
+    return server.requests[-1].body.removeprefix(b"token=")
 
 
 def peers(server: ScriptedServer) -> list:
@@ -185,6 +203,162 @@ def test_a_kept_connection_the_sso_closed_while_idle_is_replaced(server):
     time.sleep(0.1)  # the server's close has arrived
     assert sso.introspect("b") is not None
     assert len(seen) == 2 and len(set(seen)) == 2
+
+
+@pytest.mark.parametrize("delay", [0.2, 0], ids=["a-moment-later", "right-behind-it"])
+def test_an_extra_copy_of_alices_answer_is_never_read_as_the_next_tokens_answer(server, delay):
+    """Something on the SSO port (a buggy proxy) sends a second, unasked-for copy of the answer
+    calling token A alice's. The next introspection, of token B that the SSO calls inactive, is
+    inactive: it is not served as alice, and it goes over a connection of its own."""
+    alices = http_answer(ACTIVE)
+    extra_sent = threading.Event()
+    seen = []
+
+    def script(handler):
+        seen.append(handler.client_address)
+        if token_of(server) != b"A":
+            handler.wfile.write(http_answer(INACTIVE))
+            return
+        if delay:
+            handler.wfile.write(alices)
+            time.sleep(delay)
+            handler.wfile.write(alices)
+        else:
+            handler.wfile.write(alices + alices)
+        extra_sent.set()
+
+    server.script = script
+    sso = client(server)
+    assert sso.introspect("A").username == "alice"
+    assert extra_sent.wait(5)
+    time.sleep(0.1)  # the extra copy has arrived
+    assert sso.introspect("B") is None
+    assert [seen.body for seen in server.requests] == [b"token=A", b"token=B"]
+    assert len(set(seen)) == 2
+
+
+def test_an_extra_copy_of_alices_answer_over_tls_is_never_read_as_the_next_answer(tls_server):
+    alices = http_answer(ACTIVE)
+    extra_sent = threading.Event()
+
+    def script(handler):
+        if token_of(tls_server) != b"A":
+            handler.wfile.write(http_answer(INACTIVE))
+            return
+        handler.wfile.write(alices)
+        time.sleep(0.2)
+        handler.wfile.write(alices)
+        extra_sent.set()
+
+    tls_server.script = script
+    url = tls_server.url("").replace("http://", "https://")
+    sso = SsoClient(url, "contacts", "s3cret", timeout=3, ca_bundle=tls_server.ca_path)
+    assert sso.introspect("A").username == "alice"
+    assert extra_sent.wait(5)
+    time.sleep(0.1)
+    assert sso.introspect("B") is None
+
+
+@pytest.mark.parametrize("delay", [0.1, 0], ids=["a-moment-later", "right-behind-it"])
+@pytest.mark.parametrize("status", [204, 304])
+def test_bytes_sent_after_an_answer_that_has_no_body_are_never_read_as_the_next_answer(
+    server, status, delay
+):
+    """HTTP allows no body after a 204 or a 304. An SSO that sends bytes there anyway (here:
+    an answer calling the token alice's) has its connection closed: the next introspection
+    gets its own answer, on a new connection."""
+    smuggled = http_answer(ACTIVE)
+    head = f"HTTP/1.1 {status} Whatever\r\nContent-Length: {len(smuggled)}\r\n\r\n".encode()
+    sent = threading.Event()
+    seen = []
+
+    def script(handler):
+        seen.append(handler.client_address)
+        if token_of(server) != b"A":
+            handler.wfile.write(http_answer(INACTIVE))
+            return
+        if delay:
+            handler.wfile.write(head)
+            time.sleep(delay)
+            handler.wfile.write(smuggled)
+        else:
+            handler.wfile.write(head + smuggled)
+        sent.set()
+
+    server.script = script
+    sso = client(server)
+    with pytest.raises(SsoUnavailable, match=str(status)):
+        sso.introspect("A")
+    assert sent.wait(5)
+    time.sleep(0.1)  # the bytes after the head have arrived
+    assert sso.introspect("B") is None
+    assert len(set(seen)) == 2
+
+
+def chunked_with_a_content_length(body: object) -> bytes:
+    raw = json.dumps(body).encode()
+    head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"
+    return head.encode() + f"{len(raw):x}\r\n".encode() + raw + b"\r\n0\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        b"HTTP/1.1 100 Continue\r\n\r\n" + http_answer(ACTIVE),
+        chunked_with_a_content_length(ACTIVE),
+    ],
+    ids=["after-an-unasked-for-100", "chunked-and-content-length"],
+)
+def test_an_answer_framed_in_a_way_we_do_not_trust_is_used_but_its_connection_is_not(server, first):
+    seen = []
+
+    def script(handler):
+        seen.append(handler.client_address)
+        handler.wfile.write(first if token_of(server) == b"A" else http_answer(INACTIVE))
+
+    server.script = script
+    sso = client(server)
+    assert sso.introspect("A").username == "alice"
+    assert sso.introspect("B") is None
+    assert len(set(seen)) == 2
+
+
+@pytest.mark.parametrize(
+    "goodbye",
+    [b"", http_answer({"error": "timeout"}, 408, "Request Timeout", Connection="close")],
+    ids=["silently", "with-a-408"],
+)
+def test_a_connection_the_sso_ended_while_idle_is_never_sent_the_next_request(server, goodbye):
+    """The SSO ends an idle kept-alive connection (its keep-alive timeout; some servers send a
+    "408 Request Timeout" as they do). The next introspection goes to a new connection at once:
+    nothing is sent on the ended one (the server here only half-closes, so it would see it),
+    and no goodbye is taken for an answer."""
+    ended = threading.Event()
+    seen = []
+
+    def script(handler):
+        seen.append(handler.client_address)
+        if getattr(handler, "ended", False):  # a request sent on the ended connection
+            handler.close_connection = True
+            return
+        if token_of(server) != b"A":
+            handler.wfile.write(http_answer(INACTIVE))
+            return
+        handler.wfile.write(http_answer(ACTIVE))
+        time.sleep(0.1)  # idle, in the client's pool
+        handler.wfile.write(goodbye)
+        handler.connection.shutdown(socket.SHUT_WR)
+        handler.ended = True
+        ended.set()
+
+    server.script = script
+    sso = client(server)
+    assert sso.introspect("A").username == "alice"
+    assert ended.wait(5)
+    time.sleep(0.1)  # the end of the connection has arrived
+    assert sso.introspect("B") is None
+    assert [seen.body for seen in server.requests] == [b"token=A", b"token=B"]
+    assert len(set(seen)) == 2
 
 
 def test_a_chunked_answer_is_read(server):

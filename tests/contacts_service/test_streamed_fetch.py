@@ -8,16 +8,20 @@ from __future__ import annotations
 import gzip
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg2
 import pytest
 import requests
 
-from contacts_service import repository
+from contacts_service import address_book, repository
 from contacts_service.address_book import STREAM_FROM
 from contacts_service.extensions import db
 from tests.support.clients import sample_contact
+from tests.support.servers import ServiceProcess
 
+# No caller: a snapshot's Smart Contacts are not what these tests look at.
+NOBODY = repository.SmartQuery(0, "", ())
 SIZE = STREAM_FROM + repository.DocumentStream.BATCH + 7  # more than one batch, not a multiple
 
 
@@ -143,20 +147,101 @@ def test_a_small_book_is_rendered_whole_with_a_length(alice):
     assert int(response.headers["Content-Length"]) == len(response.content)
 
 
-def test_a_snapshot_of_another_revision_is_not_streamed(app, big_book):
-    """The request read revision r; when the snapshot the stream would read shows another one
-    (a write committed in between), DocumentStream refuses and the book is rendered whole."""
+def test_the_stream_reads_one_snapshot_and_answers_with_its_revision(app, big_book):
+    """The revision (hence the ETag) of a streamed answer is the one of the snapshot its
+    documents come from: a write committed after the stream opened changes neither."""
     with app.app_context():
-        row = db.session.execute(
-            db.text(
-                "SELECT pk, revision FROM devices WHERE device_id = 'big' ORDER BY pk DESC LIMIT 1"
-            )
-        ).one()
+        pk = db.session.execute(
+            db.text("SELECT pk FROM devices WHERE device_id = 'big' ORDER BY pk DESC LIMIT 1")
+        ).scalar_one()
         db.session.rollback()
-        stale = repository.DocumentStream.open(row.pk, row.revision - 1, 5)
-        current = repository.DocumentStream.open(row.pk, row.revision, 5)
+        before = repository.DocumentStream.open(pk, NOBODY, 5)
         try:
-            assert stale is None
-            assert sum(len(batch) for batch in current) == SIZE
+            big_book.upsert("big", [sample_contact("zz-new")])
+            after = repository.DocumentStream.open(pk, NOBODY, 5)
+            try:
+                assert after.revision == before.revision + 1
+                assert sum(len(batch) for batch in after) == SIZE + 1
+            finally:
+                after.close()
+            assert sum(len(batch) for batch in before) == SIZE
         finally:
-            current.close()
+            before.close()
+    body = big_book.get("/v1/devices/big/contacts").json()
+    assert (body["revision"], len(body["contacts"])) == (before.revision + 1, SIZE + 1)
+
+
+@pytest.fixture
+def one_small_pool(contacts_config):
+    """One worker whose pool holds 2 connections (+ 2 overflow)."""
+    server = ServiceProcess(
+        "contacts_service", {**contacts_config, "CONTACTS_DB_POOL_SIZE": "2"}, workers=1
+    ).start()
+    yield server
+    server.stop()
+
+
+def test_concurrent_big_fetches_do_not_run_out_of_connections(big_book, one_small_pool):
+    """A request never holds two connections at once (its own and the stream's): 24 big
+    fetches at once on 4 connections all succeed, none waits out the pool timeout (503)."""
+    url = f"{one_small_pool.url}/v1/devices/big/contacts"
+    headers = {"Authorization": f"Bearer {big_book.token}"}
+
+    def fetch(_):
+        response = requests.get(url, headers=headers, timeout=60)
+        return response.status_code, len(response.json().get("contacts", ()))
+
+    with ThreadPoolExecutor(24) as pool:
+        outcomes = list(pool.map(fetch, range(24)))
+    assert outcomes == [(200, SIZE)] * 24
+
+
+def test_a_stalled_reader_holds_no_connection_once_the_rows_are_read(alice, postgres_database):
+    """The snapshot ends as soon as the last batch is fetched, before it is sent: a client
+    that stops reading a book of one batch holds no connection idle in transaction."""
+    alice.register("stall")
+    notes = "n" * 30_000  # 15 MB in all: more than the sockets buffer, so sending blocks
+    alice.upsert("stall", [sample_contact(f"s{n:04d}", notes=notes) for n in range(STREAM_FROM)])
+    url = f"{alice.base_url}/v1/devices/stall/contacts"
+    headers = {"Authorization": f"Bearer {alice.token}", "Accept-Encoding": "identity"}
+    with requests.get(url, headers=headers, stream=True, timeout=30) as response:
+        assert response.status_code == 200
+        assert response.raw.read(10) == b'{"revision'
+        time.sleep(0.5)  # the worker is now blocked sending the rest
+        assert settles(lambda: idle_in_transaction(postgres_database.url) == 0, timeout=5)
+        rest = response.raw.read()
+    assert len(json.loads(b'{"revision' + rest)["contacts"]) == STREAM_FROM
+
+
+def test_smart_contacts_come_from_the_snapshot_of_the_documents(
+    client, api, alice, new_account, monkeypatch
+):
+    """A write landing between the request's own reads and the stream's snapshot must not
+    leave a Smart Contacts entry for a contact the same answer no longer has (outside read of
+    issue 10: smart was computed before the snapshot)."""
+    bob = api.as_(new_account(["+15551230002"], "sip:bob@example.com"))
+    assert bob.get("/v1/devices").status_code == 200  # Contacts learns bob's number
+    alice.register("race")
+    tel = {"entryId": "e1", "label": "mobile", "type": "tel", "uri": "+15551230002"}
+    book = [sample_contact(f"c{n:04d}") for n in range(STREAM_FROM)]
+    alice.upsert("race", [*book, {"contactId": "bob", "contactEntries": [tel]}])
+    assert "bob" in alice.contacts("race")["smart"]
+    original = address_book.open_book
+
+    def racing(*args, **kwargs):
+        assert alice.patch_contacts("race", delete=["bob"]).status_code == 200
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(address_book, "open_book", racing)
+    answer = client.get(
+        "/v1/devices/race/contacts", headers={"Authorization": f"Bearer {alice.token}"}
+    )
+    body = json.loads(answer.get_data())
+    assert "bob" not in {contact["contactId"] for contact in body["contacts"]}
+    assert body["smart"] == {}
+    monkeypatch.undo()
+    fresh = alice.get("/v1/devices/race/contacts", headers={"Accept-Encoding": "identity"})
+    assert (fresh.json()["revision"], fresh.headers["ETag"]) == (
+        body["revision"],
+        answer.headers["ETag"],
+    )

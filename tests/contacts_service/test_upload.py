@@ -219,3 +219,62 @@ def test_values_cut_by_a_window_end_read_whole(app, text, window):  # noqa: F811
         _Reader.WINDOW = saved
     with app.app_context():
         assert ours == reference(ReferencePatch(), text, "upsert")
+
+
+# Found by the outside read of issue 10 (each failed before its fix).
+
+
+def test_nesting_just_past_what_the_encoder_takes_is_a_clear_4xx(app):  # noqa: F811
+    """The C decoder takes somewhat deeper nesting than json.dumps re-encodes: the contacts in
+    between were a 500 (RecursionError)."""
+    with app.app_context():
+        for depth in range(940, 1010, 3):
+            text = '{"upsert":[{"contactId":"deep","x":' + "[" * depth + "]" * depth + "}]}"
+            assert streamed(PatchContactsSchema(), text)[0] in (400, 422), depth
+            escaped = text.replace('"deep"', '"\\u00e9"')  # the surrogate check also dumps
+            assert streamed(PatchContactsSchema(), escaped)[0] in (400, 422), depth
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"upsert":[{"contactId":""}],"upsert":[{"contactId":"x1"}]}',
+        '{"upsert":[{"contactId":"\\ud800"}],"upsert":[]}',
+        '{"upsert":[{"contactId":"\\ud800"}],"upsert":"x"}',
+        '{"upsert":[{"contactId":1}],"upsert":[{"contactId":"a"}],"delete":["a"]}',
+        '{"upsert":[{"contactId":"a"}],"upsert":[{"contactId":""}]}',
+    ],
+)
+def test_an_earlier_duplicate_of_the_contacts_key_leaves_no_trace(app, text):  # noqa: F811
+    with app.app_context():
+        assert streamed(PatchContactsSchema(), text) == reference(ReferencePatch(), text, "upsert")
+        put = text.replace('"upsert"', '"contacts"').replace(',"delete":["a"]', "")
+        assert streamed(PutContactsSchema(), put) == reference(ReferencePut(), put, "contacts")
+
+
+@pytest.mark.parametrize("number", ["1.5", "1e5", "-0.25E-3", "12345.678"])
+def test_a_number_cut_by_the_window_end_reads_whole(app, number):  # noqa: F811
+    saved = _Reader.WINDOW
+    _Reader.WINDOW = 16
+    try:
+        for pad in range(0, 20):
+            for text in (
+                '{"upsert":[' + " " * pad + number + "]}",
+                '{"upsert":' + " " * pad + number + "}",
+                '{"delete":[],' + " " * pad + '"x":' + number + "}",
+            ):
+                with app.app_context():
+                    ours = streamed(PatchContactsSchema(), text)
+                    assert ours == reference(ReferencePatch(), text, "upsert"), (pad, text)
+    finally:
+        _Reader.WINDOW = saved
+
+
+def test_details_keep_the_schema_order_under_the_cap(app):  # noqa: F811
+    """Unknown keys come after the contacts' errors, as schema.load gives them, so the 100
+    entries kept of a long list of errors are the same ones."""
+    text = json.dumps({"aaa": 1, "upsert": [{"contactId": ""}] * 120, "delete": [""]})
+    with app.app_context():
+        ours = streamed(PatchContactsSchema(), text)
+        assert ours == reference(ReferencePatch(), text, "upsert")
+    assert ours[0] == 422

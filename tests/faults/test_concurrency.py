@@ -96,3 +96,44 @@ def test_a_put_racing_patches_leaves_a_state_some_order_explains(stack):
     # contacts are there, plus a subset of the PATCHed ones, never a partial PUT.
     assert put_ids <= set(book)
     assert set(book) - put_ids <= {f"patch-{i}" for i in range(1, 5)}
+
+
+def test_concurrent_uploads_of_one_account_share_new_numbers_without_a_conflict(stack):
+    """Devices of one account uploading the same never-seen numbers at once: the account's
+    record of seen numbers (Smart Contacts' guard) is written under one lock, so no upload
+    fails on a duplicate, and each book is complete."""
+    account = stack.account()
+    devices = [f"d{i}" for i in range(6)]
+    for device in devices:
+        assert stack.client(account).put_device(device).status_code == 201
+    shared = [{"entryId": f"t{n}", "type": "tel", "uri": f"+1555{n:07d}"} for n in range(200, 400)]
+
+    def upload(i):
+        client = ContactsClient(stack.contacts.url, account.token)
+        book = [
+            {"contactId": f"{devices[i]}-{k}", "contactEntries": shared[k * 4 : k * 4 + 4]}
+            for k in range(50)
+        ]
+        return client.patch_contacts(devices[i], upsert=book).status_code
+
+    assert in_parallel(len(devices), upload) == [200] * len(devices)
+    for device in devices:
+        assert len(stack.client(account).book(device)) == 50
+
+
+def test_concurrent_writers_of_the_same_contacts_on_one_device(stack):
+    """New and existing ids in one batch take different statements (an INSERT for the new, an
+    UPDATE for the changed): writers racing on the same ids of one device queue on the device
+    lock, so each finds the rows the previous one wrote; the last write of each id wins."""
+    account = stack.account()
+    stack.client(account).put_device("phone")
+
+    def write(i):
+        client = ContactsClient(stack.contacts.url, account.token)
+        batch = [sample_contact(f"same-{k}", 1, notes=f"writer {i}") for k in range(40)]
+        return client.patch_contacts("phone", upsert=batch).status_code
+
+    assert in_parallel(6, write) == [200] * 6
+    book = stack.client(account).book("phone")
+    assert sorted(book) == sorted(f"same-{k}" for k in range(40))
+    assert len({contact["notes"] for contact in book.values()}) == 1  # one writer's, whole

@@ -76,8 +76,9 @@ def test_a_hung_postgres_is_503_at_contacts_within_a_bounded_time(stack):
     client = stack.client(stack.account())
     assert client.put_device("phone").status_code == 201
     assert client.request("GET", "/v1/devices").status_code == 200  # pooled connections exist
-    # CONTACTS_DB_STATEMENT_TIMEOUT_SECONDS=3 in this stack: the pre-ping on a pooled
-    # connection gives up after 3 + 2 s, the reconnect after the 5 s connect timeout.
+    # CONTACTS_DB_STATEMENT_TIMEOUT_SECONDS=3 in this stack: a round trip on a pooled
+    # connection (the ping of an idle one, or the query) gives up after 3 + 2 s, the reconnect
+    # after the 5 s connect timeout.
     bound = 3 + 2 + 5 + MARGIN
     with frozen(process_tree(postmaster_pid(stack.postgres))):
         try:

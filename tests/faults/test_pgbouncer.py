@@ -13,7 +13,10 @@ needs a session) points at PostgreSQL itself.
 
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -56,6 +59,7 @@ def bounced_env(bouncer, direct_url, fault_sso) -> dict[str, str]:
         bouncer.url,
         fault_sso.url,
         CONTACTS_LISTEN_DATABASE_URL=direct_url,
+        CONTACTS_DB_TRANSACTION_POOLING="true",
         CONTACTS_ADMIN_CLIENTS=ADMIN_CLIENTS,
         CONTACTS_DB_POOL_SIZE="4",
         CONTACTS_MAX_DEVICES_PER_ACCOUNT=str(MAX_DEVICES),
@@ -255,11 +259,12 @@ def test_concurrent_requests_of_one_account_share_three_server_connections(
 
 
 def test_statement_timeout_holds_through_pgbouncer(stack, bounced_env, bouncer):
-    # PgBouncer refuses the session-level startup option the service no longer sends...
+    # PgBouncer refuses the session-level startup option the service sends straight to
+    # PostgreSQL...
     with pytest.raises(psycopg2.OperationalError, match="unsupported startup parameter"):
         psycopg2.connect(bouncer.url, options="-c statement_timeout=1000", connect_timeout=5)
-    # ...and the service's SET LOCAL at the start of every transaction applies whichever
-    # server connection the transaction gets.
+    # ...and with CONTACTS_DB_TRANSACTION_POOLING the service's SET LOCAL at the start of
+    # every transaction applies whichever server connection the transaction gets.
     previous = extensions.get_wait_callback()
     app = create_app({**bounced_env, "CONTACTS_DB_STATEMENT_TIMEOUT_SECONDS": "1"})
     try:
@@ -274,6 +279,56 @@ def test_statement_timeout_holds_through_pgbouncer(stack, bounced_env, bouncer):
             db.engine.dispose()
     finally:
         extensions.set_wait_callback(previous)
+
+
+@pytest.mark.parametrize(
+    ("pooling", "ignored", "problem"),
+    [
+        ("true", False, None),
+        # The startup parameter is refused: the connection fails, and check-config says why.
+        ("false", False, "CONTACTS_DB_TRANSACTION_POOLING=true"),
+    ],
+)
+def test_check_config_tells_a_transaction_pooler_apart(
+    stack, bounced_env, pooling, ignored, problem
+):
+    env = {**bounced_env, "CONTACTS_DB_TRANSACTION_POOLING": pooling}
+    done = subprocess.run(
+        [sys.executable, "-m", "contacts_service", "check-config"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if problem is None:
+        assert done.returncode == 0, done.stdout + done.stderr
+    else:
+        assert done.returncode == 1
+        assert problem in done.stdout + done.stderr
+
+
+def test_check_config_tells_a_dropped_statement_timeout(stack, bounced_env, direct_url):
+    # A pooler listing `options` in ignore_startup_parameters drops the timeout silently.
+    server = PgBouncer(direct_url, pool_size=1, ignore_startup_parameters="options").start()
+    try:
+        env = {
+            **bounced_env,
+            "CONTACTS_DATABASE_URL": server.url,
+            "CONTACTS_DB_TRANSACTION_POOLING": "false",
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "contacts_service", "check-config"],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        server.close()
+    assert done.returncode == 1
+    assert "a pooler dropped the startup parameter" in done.stdout + done.stderr
 
 
 def _patch_and_read(client: ContactsClient, uploaded: dict):

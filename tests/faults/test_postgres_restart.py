@@ -1,6 +1,6 @@
 """PostgreSQL stopped and started under uploads and reads: Contacts answers 503 (never 500)
-while it is gone, recovers by itself (pool pre-ping), keeps every acknowledged upload and
-half-applies none."""
+while it is gone, recovers by itself (idle pooled connections are pinged, a failure discards
+the pool's older connections), keeps every acknowledged upload and half-applies none."""
 
 from __future__ import annotations
 
@@ -71,3 +71,22 @@ def test_contacts_survives_a_postgres_restart_without_losing_acknowledged_writes
     # Each applied PATCH changed the device once; none was counted without its contacts.
     checksums = client.request("GET", "/v1/devices/phone/checksums").json()
     assert checksums["revision"] == applied
+
+
+def test_a_connection_dropped_while_idle_is_replaced_before_use(stack):
+    """A pooled connection idle longer than CONTACTS_DB_PING_AFTER_IDLE_SECONDS (1 s) is
+    pinged before a request uses it; one the server ended meanwhile is replaced, so the
+    request never sees it. Busy connections are not pinged (no round trip per request)."""
+    client = stack.client(stack.account())
+    assert client.put_device("phone").status_code == 201
+    for _ in range(5):
+        assert client.request("GET", "/v1/devices").status_code == 200
+    ended = stack.postgres.psql(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE application_name = 'contacts_service' AND backend_type = 'client backend' "
+        "AND query NOT ILIKE 'LISTEN%'"
+    )
+    assert int(ended) >= 1
+    time.sleep(1.5)
+    statuses = [client.request("GET", "/v1/devices").status_code for _ in range(10)]
+    assert statuses == [200] * 10

@@ -19,7 +19,7 @@ from alembic.migration import MigrationContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from contacts_service.app import MIGRATIONS_DIR, create_app
+from contacts_service.app import MIGRATIONS_DIR, create_app, init_migrations
 from contacts_service.checksums import contact_checksum
 from contacts_service.extensions import db
 from tests.support.clients import contacts_env
@@ -123,6 +123,7 @@ def test_migrated_schema_matches_the_models(contacts_app):
 def test_migration_0002_widens_the_e164_columns_of_an_existing_database(sso_server):
     database = PostgresDatabase().create()
     app = create_app(contacts_env(database.url, sso_server.url))
+    init_migrations(app)
     try:
         with app.app_context():
             flask_migrate.upgrade(directory=MIGRATIONS_DIR, revision="0001")

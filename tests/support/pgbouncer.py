@@ -51,6 +51,7 @@ class PgBouncer:
         pool_size: int = 5,
         max_client_conn: int = 100,
         query_wait_timeout: int = 5,
+        ignore_startup_parameters: str = "",
     ):
         parts = urllib.parse.urlsplit(database_url)
         self.server_host = parts.hostname or "127.0.0.1"
@@ -61,6 +62,7 @@ class PgBouncer:
         self.pool_size = pool_size
         self.max_client_conn = max_client_conn
         self.query_wait_timeout = query_wait_timeout
+        self.ignore_startup_parameters = ignore_startup_parameters
         self.binary = pgbouncer_binary()
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="cs-test-pgbouncer-"))
@@ -110,10 +112,11 @@ class PgBouncer:
             # Transaction pooling: nothing of a session survives a transaction, so there is
             # nothing to reset between clients (DISCARD ALL would only cost a round trip).
             "server_reset_query =\n"
-            # Deliberately none: psycopg2 sends only user, database and application_name (which
+            # None by default: psycopg2 sends only user, database and application_name (which
             # pgbouncer tracks). A startup `options` (e.g. -c statement_timeout) must fail
-            # loudly here rather than be dropped; the service sets it with SET LOCAL instead.
-            "ignore_startup_parameters =\n"
+            # loudly here rather than be dropped; with CONTACTS_DB_TRANSACTION_POOLING the
+            # service sets it with SET LOCAL instead.
+            f"ignore_startup_parameters = {self.ignore_startup_parameters}\n"
             # A client queued for a server connection gets an error after this many seconds
             # (default 120), so an outage behind pgbouncer shows as a 503 within seconds.
             f"query_wait_timeout = {self.query_wait_timeout}\n"
