@@ -37,16 +37,10 @@ _E164 = phonenumbers.PhoneNumberFormat.E164
 
 
 def old_parse_e164(text: str, region: str | None) -> str | None:
-    """parse_e164 before the fast path (without its cache)."""
+    """parse_e164 before the fast path (without its cache): the slow path for everything."""
     if len(text) > phone.MAX_NUMBER_LENGTH:
         return None
-    try:
-        parsed = phonenumbers.parse(text, region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_possible_number(parsed):
-        return None
-    return phonenumbers.format_number(parsed, _E164)
+    return phone._slow_e164(text, region)
 
 
 new_parse_e164 = phone.parse_e164.__wrapped__  # the same function, without the lru_cache

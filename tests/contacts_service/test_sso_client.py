@@ -205,18 +205,14 @@ def test_a_kept_connection_the_sso_closed_while_idle_is_replaced(server):
     assert len(seen) == 2 and len(set(seen)) == 2
 
 
-@pytest.mark.parametrize("delay", [0.2, 0], ids=["a-moment-later", "right-behind-it"])
-def test_an_extra_copy_of_alices_answer_is_never_read_as_the_next_tokens_answer(server, delay):
-    """Something on the SSO port (a buggy proxy) sends a second, unasked-for copy of the answer
-    calling token A alice's. The next introspection, of token B that the SSO calls inactive, is
-    inactive: it is not served as alice, and it goes over a connection of its own."""
+def answer_alice_twice(srv, delay: float, seen: list, extra_sent: threading.Event):
+    """A script answering token A as alice's, then an unasked-for copy of that answer
+    (`delay` seconds later, or in the same write); any other token is inactive."""
     alices = http_answer(ACTIVE)
-    extra_sent = threading.Event()
-    seen = []
 
     def script(handler):
         seen.append(handler.client_address)
-        if token_of(server) != b"A":
+        if token_of(srv) != b"A":
             handler.wfile.write(http_answer(INACTIVE))
             return
         if delay:
@@ -227,36 +223,34 @@ def test_an_extra_copy_of_alices_answer_is_never_read_as_the_next_tokens_answer(
             handler.wfile.write(alices + alices)
         extra_sent.set()
 
-    server.script = script
-    sso = client(server)
+    return script
+
+
+@pytest.mark.parametrize(
+    ("transport", "delay"),
+    [("http", 0.2), ("http", 0), ("tls", 0.2)],
+    ids=["a-moment-later", "right-behind-it", "tls-a-moment-later"],
+)
+def test_an_extra_copy_of_alices_answer_is_never_read_as_the_next_tokens_answer(
+    request, transport, delay
+):
+    """Something on the SSO port (a buggy proxy) sends a second, unasked-for copy of the answer
+    calling token A alice's. The next introspection, of token B that the SSO calls inactive, is
+    inactive: it is not served as alice, and it goes over a connection of its own."""
+    srv = request.getfixturevalue("server" if transport == "http" else "tls_server")
+    extra_sent, seen = threading.Event(), []
+    srv.script = answer_alice_twice(srv, delay, seen, extra_sent)
+    if transport == "http":
+        sso = client(srv)
+    else:
+        url = srv.url("").replace("http://", "https://")
+        sso = SsoClient(url, "contacts", "s3cret", timeout=3, ca_bundle=srv.ca_path)
     assert sso.introspect("A").username == "alice"
     assert extra_sent.wait(5)
     time.sleep(0.1)  # the extra copy has arrived
     assert sso.introspect("B") is None
-    assert [seen.body for seen in server.requests] == [b"token=A", b"token=B"]
+    assert [sent.body for sent in srv.requests] == [b"token=A", b"token=B"]
     assert len(set(seen)) == 2
-
-
-def test_an_extra_copy_of_alices_answer_over_tls_is_never_read_as_the_next_answer(tls_server):
-    alices = http_answer(ACTIVE)
-    extra_sent = threading.Event()
-
-    def script(handler):
-        if token_of(tls_server) != b"A":
-            handler.wfile.write(http_answer(INACTIVE))
-            return
-        handler.wfile.write(alices)
-        time.sleep(0.2)
-        handler.wfile.write(alices)
-        extra_sent.set()
-
-    tls_server.script = script
-    url = tls_server.url("").replace("http://", "https://")
-    sso = SsoClient(url, "contacts", "s3cret", timeout=3, ca_bundle=tls_server.ca_path)
-    assert sso.introspect("A").username == "alice"
-    assert extra_sent.wait(5)
-    time.sleep(0.1)
-    assert sso.introspect("B") is None
 
 
 @pytest.mark.parametrize("delay", [0.1, 0], ids=["a-moment-later", "right-behind-it"])

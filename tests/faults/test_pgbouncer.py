@@ -281,19 +281,8 @@ def test_statement_timeout_holds_through_pgbouncer(stack, bounced_env, bouncer):
         extensions.set_wait_callback(previous)
 
 
-@pytest.mark.parametrize(
-    ("pooling", "ignored", "problem"),
-    [
-        ("true", False, None),
-        # The startup parameter is refused: the connection fails, and check-config says why.
-        ("false", False, "CONTACTS_DB_TRANSACTION_POOLING=true"),
-    ],
-)
-def test_check_config_tells_a_transaction_pooler_apart(
-    stack, bounced_env, pooling, ignored, problem
-):
-    env = {**bounced_env, "CONTACTS_DB_TRANSACTION_POOLING": pooling}
-    done = subprocess.run(
+def check_config(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [sys.executable, "-m", "contacts_service", "check-config"],
         env={**os.environ, **env},
         capture_output=True,
@@ -301,6 +290,18 @@ def test_check_config_tells_a_transaction_pooler_apart(
         timeout=60,
         check=False,
     )
+
+
+@pytest.mark.parametrize(
+    ("pooling", "problem"),
+    [
+        ("true", None),
+        # The startup parameter is refused: the connection fails, and check-config says why.
+        ("false", "CONTACTS_DB_TRANSACTION_POOLING=true"),
+    ],
+)
+def test_check_config_tells_a_transaction_pooler_apart(stack, bounced_env, pooling, problem):
+    done = check_config({**bounced_env, "CONTACTS_DB_TRANSACTION_POOLING": pooling})
     if problem is None:
         assert done.returncode == 0, done.stdout + done.stderr
     else:
@@ -312,18 +313,12 @@ def test_check_config_tells_a_dropped_statement_timeout(stack, bounced_env, dire
     # A pooler listing `options` in ignore_startup_parameters drops the timeout silently.
     server = PgBouncer(direct_url, pool_size=1, ignore_startup_parameters="options").start()
     try:
-        env = {
-            **bounced_env,
-            "CONTACTS_DATABASE_URL": server.url,
-            "CONTACTS_DB_TRANSACTION_POOLING": "false",
-        }
-        done = subprocess.run(
-            [sys.executable, "-m", "contacts_service", "check-config"],
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        done = check_config(
+            {
+                **bounced_env,
+                "CONTACTS_DATABASE_URL": server.url,
+                "CONTACTS_DB_TRANSACTION_POOLING": "false",
+            }
         )
     finally:
         server.close()

@@ -57,16 +57,11 @@ E164 = phonenumbers.PhoneNumberFormat.E164
 
 
 def reference_e164(text: str, region: str | None) -> str | None:
-    """parse_e164 as it was before the fast path: all of phonenumbers, uncached."""
+    """parse_e164 as it was before the fast path: all of phonenumbers (the slow path, which
+    is that implementation unchanged), uncached."""
     if len(text) > phone.MAX_NUMBER_LENGTH:
         return None
-    try:
-        parsed = phonenumbers.parse(text, region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_possible_number(parsed):
-        return None
-    return phonenumbers.format_number(parsed, E164)
+    return phone._slow_e164(text, region)
 
 
 def reference_to_e164(raw: object, region: str | None) -> str | None:
