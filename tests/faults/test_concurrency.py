@@ -5,29 +5,12 @@ duplicated, no 5xx."""
 from __future__ import annotations
 
 import secrets
-import threading
 from collections import Counter
 
 import requests
 
 from tests.support.clients import ContactsClient, sample_contact
-
-
-def in_parallel(count: int, work) -> list:
-    """Run work(i) in `count` threads released together; their results in order."""
-    results: list = [None] * count
-    gate = threading.Barrier(count)
-
-    def run(i):
-        gate.wait(10)
-        results[i] = work(i)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    return results
+from tests.support.traffic import in_parallel
 
 
 def test_concurrent_first_logins_of_an_account_share_one_token(stack):

@@ -17,7 +17,6 @@ import os
 import secrets
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 
@@ -34,7 +33,7 @@ from tests.support.clients import ContactsClient, contacts_env, is_error_shape, 
 from tests.support.pgbouncer import PgBouncer
 from tests.support.servers import ServiceProcess, wait_for
 from tests.support.stack import login
-from tests.support.traffic import TrafficLoop
+from tests.support.traffic import TrafficLoop, in_parallel
 
 DATABASE = "cs_pgbouncer"
 POOL_SIZE = 3
@@ -107,23 +106,6 @@ def account_with(stack: Stack, cloud_id: str, numbers: list[str]) -> ContactsCli
     client = ContactsClient(stack.contacts.url, token)
     client.account = {"cloud_id": cloud_id, "username": username}
     return client
-
-
-def in_parallel(count: int, work) -> list:
-    """Run work(i) in `count` threads released together; their results in order."""
-    results: list = [None] * count
-    gate = threading.Barrier(count)
-
-    def run(i):
-        gate.wait(10)
-        results[i] = work(i)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    return results
 
 
 def tel(entry_id: str, uri: str) -> dict:

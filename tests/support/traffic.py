@@ -1,5 +1,6 @@
 """A client loop that keeps talking to the services while a test breaks their dependencies.
 
+`in_parallel(count, work)` releases `count` threads together (races that real clients cause).
 `TrafficLoop(step)` calls `step(loop)` over and over in a thread until stopped; the step sends
 requests through `loop.call(label, fn, **meta)`, which records when each request started and
 ended, its status (0 for a connection error) and error code, so the test can reason about what
@@ -103,3 +104,20 @@ class TrafficLoop:
             return sum(1 for r in self.snapshot(label, after) if r.status == status) >= count
 
         wait_for(enough, timeout=timeout, what=f"{count} answers {status} to {label}")
+
+
+def in_parallel(count: int, work) -> list:
+    """Run work(i) in `count` threads released together; their results in order."""
+    results: list = [None] * count
+    gate = threading.Barrier(count)
+
+    def run(i):
+        gate.wait(10)
+        results[i] = work(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results
