@@ -51,22 +51,28 @@ def fault_contacts(pg_cluster, fault_sso):
 def stack(fault_redis, pg_cluster, fault_sso, fault_contacts, fresh_provider):
     """The private stack, every part running; restored after the test whatever it broke."""
 
-    def heal():
-        if fault_redis.process is None:
-            fault_redis.start()
-        if not pg_cluster.running():
-            pg_cluster.start()
-        for server in (fault_sso, fault_contacts):
-            if server.process is None:
-                server.start()
-        wait_for(lambda: _ready(fault_contacts), timeout=30, what="contacts /readyz")
-
-    heal()
+    heal(fault_redis, pg_cluster, fault_sso, fault_contacts)
     yield Stack(fault_redis, pg_cluster, fault_sso, fault_contacts, fresh_provider)
-    heal()
+    heal(fault_redis, pg_cluster, fault_sso, fault_contacts)
 
 
-def _ready(server: ServiceProcess) -> bool:
+def heal(redis, postgres, sso, contacts, *others) -> None:
+    """Start whatever a test stopped (`others`: more parts with running() and start(), e.g. a
+    pgbouncer), then wait until Contacts is ready through all of it."""
+    if redis.process is None:
+        redis.start()
+    if not postgres.running():
+        postgres.start()
+    for part in others:
+        if not part.running():
+            part.start()
+    for server in (sso, contacts):
+        if server.process is None:
+            server.start()
+    wait_for(lambda: ready(contacts), timeout=30, what="contacts /readyz")
+
+
+def ready(server: ServiceProcess) -> bool:
     return requests.get(server.url + "/readyz", timeout=3).status_code == 200
 
 

@@ -27,11 +27,11 @@ from psycopg2 import extensions
 
 from contacts_service.app import create_app
 from contacts_service.extensions import db
-from tests.faults.conftest import Stack
+from tests.faults.conftest import Stack, heal, ready
 from tests.support.admin import ADMIN_AUTH, ADMIN_CLIENTS
 from tests.support.clients import ContactsClient, contacts_env, is_error_shape, sample_contact
 from tests.support.pgbouncer import PgBouncer
-from tests.support.servers import ServiceProcess, wait_for
+from tests.support.servers import ServiceProcess
 from tests.support.stack import login
 from tests.support.traffic import TrafficLoop, in_parallel
 
@@ -78,25 +78,9 @@ def bounced_contacts(bounced_env):
 def stack(fault_redis, pg_cluster, fault_sso, bouncer, bounced_contacts, fresh_provider):
     """Every part running and Contacts ready through pgbouncer; restored after the test."""
 
-    def heal():
-        if fault_redis.process is None:
-            fault_redis.start()
-        if not pg_cluster.running():
-            pg_cluster.start()
-        if not bouncer.running():
-            bouncer.start()
-        for server in (fault_sso, bounced_contacts):
-            if server.process is None:
-                server.start()
-        wait_for(lambda: _ready(bounced_contacts), timeout=30, what="contacts /readyz")
-
-    heal()
+    heal(fault_redis, pg_cluster, fault_sso, bounced_contacts, bouncer)
     yield Stack(fault_redis, pg_cluster, fault_sso, bounced_contacts, fresh_provider)
-    heal()
-
-
-def _ready(server: ServiceProcess) -> bool:
-    return requests.get(server.url + "/readyz", timeout=3).status_code == 200
+    heal(fault_redis, pg_cluster, fault_sso, bounced_contacts, bouncer)
 
 
 def account_with(stack: Stack, cloud_id: str, numbers: list[str]) -> ContactsClient:
@@ -116,7 +100,7 @@ def test_migrations_ran_through_pgbouncer_in_transaction_mode(stack, bouncer, pg
     assert bouncer.pool()["pool_mode"] == "transaction"
     head = pg_cluster.psql("SELECT version_num FROM alembic_version", database=DATABASE)
     assert head  # the schema is there, and the service answers on it
-    assert _ready(stack.contacts)
+    assert ready(stack.contacts)
 
 
 def test_core_workflows_through_pgbouncer(stack):
