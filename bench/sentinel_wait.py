@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT / "deploy" / "demo"))
 import requests  # noqa: E402
 from demo_provider import DemoProvider  # noqa: E402
 
+from bench.stats import quantiles  # noqa: E402
 from sso_service.token_store import TokenStore, connect_sentinel  # noqa: E402
 from tests.support.sentinel import MASTER_NAME, SentinelSet  # noqa: E402
 from tests.support.servers import ServiceProcess, free_port  # noqa: E402
@@ -38,15 +39,9 @@ CLOUD = "BENCH"
 
 
 def percentiles(samples: list[float]) -> str:
-    ordered = sorted(samples)
-
-    def at(q: float) -> float:
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
-
-    return (
-        f"median {statistics.median(ordered) * 1000:6.2f} ms  p95 {at(0.95):6.2f} ms"
-        f"  p99 {at(0.99):6.2f} ms"
-    )
+    median = statistics.median(samples) * 1000
+    p95, p99 = (v * 1000 for v in quantiles(samples, 0.95, 0.99))
+    return f"median {median:6.2f} ms  p95 {p95:6.2f} ms  p99 {p99:6.2f} ms"
 
 
 def users(provider: DemoProvider, count: int) -> list[dict]:

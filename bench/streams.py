@@ -39,20 +39,17 @@ import requests
 
 from bench.measure import _status_kib, process_tree
 from bench.ours import CLOUD_ID, PASSWORD, USERNAME, OurStack
+from bench.stats import quantiles
 from tests.support.servers import ServiceProcess
 
 
 def percentiles(values: list[float]) -> str:
     if not values:
         return "none"
-    ordered = sorted(values)
-
-    def at(q: float) -> float:
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
-
+    p50, p90, p99, top = (v * 1000 for v in quantiles(values, 0.5, 0.9, 0.99, 1))
     return (
-        f"n={len(values)} p50={at(0.5):.1f} ms p90={at(0.9):.1f} ms p99={at(0.99):.1f} ms"
-        f" max={ordered[-1] * 1000:.1f} ms mean={statistics.fmean(values) * 1000:.1f} ms"
+        f"n={len(values)} p50={p50:.1f} ms p90={p90:.1f} ms p99={p99:.1f} ms"
+        f" max={top:.1f} ms mean={statistics.fmean(values) * 1000:.1f} ms"
     )
 
 

@@ -28,7 +28,6 @@ import base64
 import contextlib
 import hashlib
 import io
-import ipaddress
 import json
 import logging
 import re
@@ -42,6 +41,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import certifi
+
+from shared.resolve import LookupBacklog, Unresolved, resolve_within
 
 log = logging.getLogger(__name__)
 
@@ -310,47 +311,20 @@ def _has_input(sock: socket.socket) -> bool:
         return True
 
 
+# Lookups are rare (only new connections resolve): this many pending means the SSO's DNS hangs.
 _MAX_PENDING_LOOKUPS = 64
 _pending_lookups = threading.BoundedSemaphore(_MAX_PENDING_LOOKUPS)
 
 
 def _resolve(host: str, port: int, timeout: float) -> list[tuple[int, tuple]]:
-    """(family, sockaddr) pairs of `host`, within `timeout`: getaddrinfo has no timeout of its
-    own, so it runs in a thread and the exchange stops waiting at its deadline. Only new
-    connections resolve, so this is rare."""
+    """(family, sockaddr) pairs of `host` within `timeout`; TimeoutError at the deadline (the
+    SSO timed out), _Broken when it does not resolve (the SSO is unreachable)."""
     try:
-        literal = ipaddress.ip_address(host)
-    except ValueError:
-        literal = None
-    if literal is not None:
-        if literal.version == 6:
-            return [(socket.AF_INET6, (host, port, 0, 0))]
-        return [(socket.AF_INET, (host, port))]
-    if not _pending_lookups.acquire(blocking=False):
-        raise _Broken("name resolution backlog")
-    done = threading.Event()
-    outcome: dict = {}
-
-    def lookup():
-        try:
-            outcome["addresses"] = [
-                (family, sockaddr)
-                for family, _, _, _, sockaddr in socket.getaddrinfo(
-                    host, port, type=socket.SOCK_STREAM
-                )
-            ]
-        except OSError as exc:
-            outcome["error"] = exc
-        finally:
-            _pending_lookups.release()
-            done.set()
-
-    threading.Thread(target=lookup, name="sso-dns", daemon=True).start()
-    if not done.wait(timeout):
-        raise TimeoutError("name resolution timed out")
-    if "error" in outcome or not outcome.get("addresses"):
-        raise _Broken(f"cannot resolve {host}")
-    return outcome["addresses"]
+        return resolve_within(host, port, timeout, slots=_pending_lookups, thread_name="sso-dns")
+    except LookupBacklog:
+        raise _Broken("name resolution backlog") from None
+    except Unresolved:
+        raise _Broken(f"cannot resolve {host}") from None
 
 
 class _Exchanger:

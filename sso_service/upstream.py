@@ -26,7 +26,6 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import certifi
@@ -35,10 +34,16 @@ from requests.auth import HTTPDigestAuth
 from requests.utils import parse_dict_header
 from urllib3.util import parse_url
 
+from shared.resolve import (
+    LookupBacklog,
+    Resolver,
+    Unresolved,
+    resolve_within,
+    system_resolver,
+)
+
 MAX_BODY_BYTES = 1 << 20
 _CHUNK = 16384
-
-Resolver = Callable[[str, int], list[tuple[int, tuple]]]
 
 
 class UpstreamFailure(Exception):
@@ -96,46 +101,10 @@ def is_public_address(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-def system_resolver(host: str, port: int) -> list[tuple[int, tuple]]:
-    """(family, sockaddr) pairs for host, as the system resolver gives them."""
-    return [
-        (family, sockaddr)
-        for family, _, _, _, sockaddr in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    ]
-
-
-# getaddrinfo has no timeout of its own, so it runs in a thread of its own and the exchange
-# stops waiting at its deadline. One thread per lookup, not a small shared pool: a provider
-# whose DNS hangs would otherwise fill the pool and time out every other cloud's logins.
-# The cap only bounds threads left behind by lookups that are hanging.
+# One thread per lookup (shared.resolve): a provider whose DNS hangs must not time out every
+# other cloud's logins. The cap only bounds threads left behind by lookups that are hanging.
 MAX_PENDING_LOOKUPS = 256
 _pending_lookups = threading.BoundedSemaphore(MAX_PENDING_LOOKUPS)
-
-
-def _resolve(resolver: Resolver, host: str, port: int, timeout: float) -> list[tuple[int, tuple]]:
-    if not _pending_lookups.acquire(blocking=False):
-        raise UpstreamFailure("timeout")
-    done = threading.Event()
-    outcome: dict = {}
-
-    def lookup():
-        try:
-            outcome["addresses"] = resolver(host, port)
-        except BaseException as exc:  # handed to the waiting thread
-            outcome["error"] = exc
-        finally:
-            _pending_lookups.release()
-            done.set()
-
-    threading.Thread(target=lookup, name="upstream-dns", daemon=True).start()
-    if not done.wait(timeout):
-        raise UpstreamFailure("timeout")
-    if "error" in outcome:
-        error = outcome["error"]
-        if isinstance(error, OSError | UnicodeError):
-            raise UpstreamFailure("unreachable")
-        raise error
-    return outcome["addresses"]
 
 
 class _Pinned:
@@ -282,16 +251,18 @@ class UpstreamClient:
     def _address(self, host: str, port: int, deadline: float, guard: bool) -> tuple[int, tuple]:
         """The (family, sockaddr) to connect to, checked against the private-address guard."""
         try:
-            literal = ipaddress.ip_address(host)
-        except ValueError:
-            literal = None
-        if literal is not None:
-            family = socket.AF_INET6 if literal.version == 6 else socket.AF_INET
-            addresses = [(family, (host, port) if family == socket.AF_INET else (host, port, 0, 0))]
-        else:
-            addresses = _resolve(self.resolver, host, port, _remaining(deadline))
-        if not addresses:
-            raise UpstreamFailure("unreachable")
+            addresses = resolve_within(
+                host,
+                port,
+                _remaining(deadline),
+                slots=_pending_lookups,
+                resolver=self.resolver,
+                thread_name="upstream-dns",
+            )
+        except (TimeoutError, LookupBacklog):
+            raise UpstreamFailure("timeout") from None
+        except Unresolved:
+            raise UpstreamFailure("unreachable") from None
         # One non-public address in the answer refuses the host: a mixed answer is how a
         # rebinding attacker would slip a private address in.
         checked = guard and not self.allow_private

@@ -2,7 +2,8 @@
 touching the shared cluster `make services` runs.
 
 PostgreSQL refuses to run as root, so when the tests run as root its binaries run as the
-`postgres` OS user (`runuser -u postgres --`) in a temporary directory that user owns.
+`postgres` OS user (`as_postgres_user`, which pgbouncer uses too) in a temporary directory that
+user owns.
 """
 
 from __future__ import annotations
@@ -18,6 +19,24 @@ from pathlib import Path
 from tests.support.servers import free_port, wait_for
 
 PG_LIB = Path("/usr/lib/postgresql")
+
+
+def as_postgres_user(*owned: Path) -> list[str]:
+    """The prefix that runs a command as the `postgres` OS user when the tests run as root
+    (PostgreSQL and pgbouncer both refuse root), after giving that user `owned`; [] otherwise.
+
+    `setpriv` execs the command rather than waiting on it as `runuser` does, so the pid of a
+    Popen is the command's own and a signal sent to it (a SIGKILL, a timeout's kill) reaches it.
+    """
+    if os.geteuid() != 0:
+        return []
+    try:
+        entry = pwd.getpwnam("postgres")
+    except KeyError:
+        raise RuntimeError("running the tests as root needs a `postgres` OS user") from None
+    for path in owned:
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+    return ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--init-groups", "--"]
 
 
 def pg_bindir() -> Path:
@@ -48,22 +67,11 @@ class PostgresCluster:
         self.datadir = self.base / "data"
         self.socketdir = self.base / "sock"
         self.logfile = self.base / "postgres.log"
-        self._as_user = self._run_as_prefix()
+        self.socketdir.mkdir(parents=True, exist_ok=True)
+        self._as_user = as_postgres_user(self.base, self.socketdir)
         self.initialized = False
 
     # --- running the binaries -------------------------------------------------------------
-
-    def _run_as_prefix(self) -> list[str]:
-        if os.geteuid() != 0:
-            return []
-        try:
-            entry = pwd.getpwnam("postgres")
-        except KeyError:
-            raise RuntimeError("running as root needs a `postgres` OS user") from None
-        self.socketdir.mkdir(parents=True, exist_ok=True)
-        for path in (self.base, self.socketdir):
-            os.chown(path, entry.pw_uid, entry.pw_gid)
-        return ["runuser", "-u", "postgres", "--"]
 
     def _run(self, binary: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return subprocess.run(

@@ -6,9 +6,9 @@ auth_file in a temporary directory. `.url_for(database)` is what the Contacts se
 CONTACTS_DATABASE_URL; `.show("POOLS")` reads the admin console; `stop()` / `start()` keep the
 port, `kill()` is a crash.
 
-pgbouncer refuses to run as root, so as root it runs as the `postgres` OS user (`setpriv`,
-which execs: the Popen pid is pgbouncer's own, so a SIGKILL reaches it), and its directory is
-that user's.
+pgbouncer refuses to run as root, so as root it runs as the `postgres` OS user
+(`as_postgres_user`, which execs: the Popen pid is pgbouncer's own, so a SIGKILL reaches it),
+and its directory is that user's.
 
 Clients authenticate to pgbouncer with SCRAM against the auth_file, which holds the role's
 password in clear text, because pgbouncer logs in to PostgreSQL with that same password (SCRAM
@@ -19,8 +19,6 @@ without a password gets a generated one: the client side must still authenticate
 from __future__ import annotations
 
 import contextlib
-import os
-import pwd
 import secrets
 import shutil
 import socket
@@ -29,6 +27,7 @@ import tempfile
 import urllib.parse
 from pathlib import Path
 
+from tests.support.pg_cluster import as_postgres_user
 from tests.support.servers import free_port, wait_for
 
 
@@ -69,26 +68,13 @@ class PgBouncer:
         self.ini = self.dir / "pgbouncer.ini"
         self.logfile = self.dir / "pgbouncer.log"
         self.process: subprocess.Popen | None = None
-        self._as_user = self._run_as_prefix()
         self._write_config()
+        self._as_user = as_postgres_user(self.dir, *self.dir.iterdir())
+        if self._as_user:
+            for path in self.dir.iterdir():
+                path.chmod(0o600)
 
     # --- configuration ------------------------------------------------------------------------
-
-    def _run_as_prefix(self) -> list[str]:
-        if os.geteuid() != 0:
-            return []
-        try:
-            entry = pwd.getpwnam("postgres")
-        except KeyError:
-            raise RuntimeError("running pgbouncer as root needs a `postgres` OS user") from None
-        os.chown(self.dir, entry.pw_uid, entry.pw_gid)
-        return [
-            "setpriv",
-            f"--reuid={entry.pw_uid}",
-            f"--regid={entry.pw_gid}",
-            "--init-groups",
-            "--",
-        ]
 
     def _write_config(self) -> None:
         quoted_password = self.password.replace('"', '""')
@@ -127,11 +113,6 @@ class PgBouncer:
             "log_connections = 0\n"
             "log_disconnections = 0\n"
         )
-        if self._as_user:
-            entry = pwd.getpwnam("postgres")
-            for path in self.dir.iterdir():
-                os.chown(path, entry.pw_uid, entry.pw_gid)
-                path.chmod(0o600)
 
     # --- URLs -----------------------------------------------------------------------------------
 
