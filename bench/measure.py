@@ -115,3 +115,31 @@ def reset_peak_rss(pid: int) -> None:
     for p in process_tree(pid):
         with contextlib.suppress(OSError):
             Path(f"/proc/{p}/clear_refs").write_text("5")
+
+
+def pss_kib(pid: int) -> int:
+    """Proportional set size: the process's private pages plus its share of pages it shares
+    (a page shared by the master and two workers counts a third in each). Summed over
+    processes it is the memory they occupy together; summed RSS counts a shared page once
+    per process sharing it."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    return 0
+
+
+def peak_pss_bound_mib(pid: int) -> float:
+    """An upper bound of the process tree's peak summed PSS since the high-water marks were
+    reset, read now without sampling (reading smaps while a process allocates stalls it): for
+    each process, its PSS now plus how far its RSS once rose above what it is now (VmHWM minus
+    VmRSS). A process's PSS minus its RSS only grows while it runs (pages it shared become
+    its own when written), so its PSS at any earlier moment was at most that; and the sum of
+    each process's own peak is at least the peak of the sum."""
+    return (
+        sum(
+            pss_kib(p) + _status_kib(p, "VmHWM") - _status_kib(p, "VmRSS")
+            for p in process_tree(pid)
+        )
+        / 1024
+    )

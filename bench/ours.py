@@ -10,7 +10,14 @@ import sys
 import uuid
 
 from bench.data import Changes
-from bench.measure import CountingSession, Step, expect
+from bench.measure import (
+    CountingSession,
+    Step,
+    expect,
+    process_tree,
+    reset_peak_rss,
+    status_mib,
+)
 from tests.support.servers import ROOT, PostgresDatabase, RedisServer, ServiceProcess
 from tests.support.stack import sso_env
 
@@ -237,3 +244,38 @@ class OurRun:
     def drop(self) -> None:
         """Delete the device (not timed)."""
         self.session.delete(self.base + self.device, timeout=300)
+
+
+def memory_growth(stack: OurStack, session: CountingSession, book: list[dict]) -> dict:
+    """How much one upload of `book` (one PATCH, plain JSON) and then one full fetch of it
+    (gzip accepted, as phones ask) grow the worker that serves them: VmHWM after the request
+    minus VmRSS before. Measured on a Contacts service of its own (same database and SSO, one
+    worker) that has served only one small upload, so what the worker holds from the timed
+    runs does not hide the cost. `session` carries the bench token."""
+    fresh = ServiceProcess("contacts_service", stack.contacts.env, workers=1).start(timeout=60)
+    try:
+        (worker,) = process_tree(fresh.process.pid)[1:]
+        device = f"{fresh.url}/v1/devices/memory-{uuid.uuid4().hex[:8]}"
+        for name in (device, device + "-warm-up"):
+            expect(session.put(name, data=b"{}", headers=JSON, timeout=60), 200, 201)
+        warm_up = encode({"upsert": book[:200]})
+        expect(session.patch(f"{device}-warm-up/contacts", data=warm_up, headers=JSON), 200)
+        body = encode({"upsert": book})
+        figures = {}
+        for name, send in (
+            ("upload", lambda: session.patch(
+                f"{device}/contacts", data=body, headers=JSON, timeout=900)),
+            ("full_fetch", lambda: session.get(f"{device}/contacts", timeout=900)),
+        ):  # fmt: skip
+            before = status_mib(worker, "VmRSS")
+            reset_peak_rss(worker)
+            response = expect(send(), 200)
+            size = (len(body) if name == "upload" else len(response.content)) / 2**20
+            growth = status_mib(worker, "VmHWM") - before
+            figures[name] = {"body_mib": size, "growth_mib": growth, "per_body": growth / size}
+        for name in (device, device + "-warm-up"):
+            session.delete(name, timeout=300)
+        return figures
+    finally:
+        fresh.stop()
+        fresh.log_path.unlink(missing_ok=True)

@@ -31,7 +31,16 @@ SYNC_COLLECTION = (
     '<d:sync-collection xmlns:d="DAV:"><d:sync-token>{token}</d:sync-token>'
     "<d:sync-level>1</d:sync-level><d:prop><d:getetag/></d:prop></d:sync-collection>"
 )
+MULTIGET = (
+    '<?xml version="1.0" encoding="utf-8"?>'
+    '<c:addressbook-multiget xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:carddav">'
+    "<d:prop><d:getetag/><c:address-data/></d:prop>{hrefs}</c:addressbook-multiget>"
+)
 _TOKEN = re.compile(r"<(?:\w+:)?sync-token>([^<]+)</(?:\w+:)?sync-token>")
+# One <response> of a sync-collection answer: its href, and whether it still exists (a
+# deleted member answers with a 404 status and no properties).
+_RESPONSE = re.compile(r"<(?:\w+:)?response>(.*?)</(?:\w+:)?response>", re.S)
+_HREF = re.compile(r"<(?:\w+:)?href>([^<]+)</(?:\w+:)?href>")
 
 
 class RadicaleServer:
@@ -100,12 +109,16 @@ class RadicaleRun:
         self.version = version
         self.collection = f"{server.url}/{USER}/book-{uuid.uuid4().hex[:12]}/"
         self.token: str | None = None
+        self.token_before_changes: str | None = None
 
     def _card_url(self, contact_id: str) -> str:
         # A whole-collection PUT stores each card as "<UID>.vcf" (UIDs here are filename-safe).
         return f"{self.collection}{contact_id}.vcf"
 
     def _sync_report(self, token: str) -> str:
+        return _TOKEN.search(self._sync_answer(token)).group(1)
+
+    def _sync_answer(self, token: str) -> str:
         response = expect(
             self.session.request(
                 "REPORT",
@@ -116,7 +129,7 @@ class RadicaleRun:
             ),
             207,
         )
-        return _TOKEN.search(response.text).group(1)
+        return response.text
 
     def initial_upload(self, book: list[dict]) -> Step:
         """The whole book as one vCard file PUT to the collection URL (creates it)."""
@@ -182,8 +195,36 @@ class RadicaleRun:
             for contact_id in changes.deleted:
                 expect(self.session.delete(self._card_url(contact_id), timeout=300), 200, 204)
             with Step(self.session) as report:
-                self.token = self._sync_report(self.token)
+                self.token_before_changes, self.token = self.token, self._sync_report(self.token)
         return step, report
+
+    def changes_since(self, changes: Changes) -> Step:
+        """What another client that synced before the changes reads: the sync-collection
+        REPORT from its token (hrefs and ETags only), then one addressbook-multiget of the
+        changed and new cards (RFC 6352 8.7) — the cards themselves, as `?since` returns them."""
+        with Step(self.session) as step:
+            answer = self._sync_answer(self.token_before_changes)
+            hrefs = [
+                _HREF.search(member).group(1)
+                for member in _RESPONSE.findall(answer)
+                if " 404 " not in member and _HREF.search(member)
+            ]
+            response = expect(
+                self.session.request(
+                    "REPORT",
+                    self.collection,
+                    data=MULTIGET.format(
+                        hrefs="".join(f"<d:href>{href}</d:href>" for href in hrefs)
+                    ).encode(),
+                    headers={"Content-Type": XML, "Depth": "1"},
+                    timeout=600,
+                ),
+                207,
+            )
+        cards = response.text.count("BEGIN:VCARD")
+        if cards != len(changes.edited) + len(changes.added):
+            raise RuntimeError(f"multiget returned {cards} cards, expected the changed ones")
+        return step
 
     def full_fetch(self, count: int) -> Step:
         """GET of the collection: every card as one vCard file."""

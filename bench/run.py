@@ -33,6 +33,7 @@ from bench import throughput  # noqa: E402
 from bench.data import generate, make_changes  # noqa: E402
 from bench.measure import (  # noqa: E402
     CountingSession,
+    peak_pss_bound_mib,
     peak_rss_mib,
     process_tree,
     reset_peak_rss,
@@ -54,7 +55,7 @@ ROWS = [
     ("blocks", "checksum listing", "?blocks=8", "PROPFIND getetag", "blocks", "checksums"),
     ("incremental", "incremental sync", "1 PATCH", "PUT/DELETE + REPORT",
      "incremental", "incremental"),
-    ("since", "read changes", "?since=rev", "sync REPORT", "since", "incremental_report"),
+    ("since", "read changes", "?since=rev", "sync REPORT + multiget", "since", "since"),
     ("full_fetch", "full fetch", "GET /contacts", "GET collection", "full_fetch", "full_fetch"),
     ("unchanged", "unchanged re-fetch", "If-None-Match 304", "sync REPORT",
      "unchanged", "unchanged"),
@@ -124,6 +125,7 @@ def run_radicale(server, session, book, changes, version) -> dict:
         }
         run.remember_sync_token()
         figures["incremental"], figures["incremental_report"] = run.incremental_sync(changes)
+        figures["since"] = run.changes_since(changes)
         final = len(book) - len(changes.deleted) + len(changes.added)
         figures["full_fetch"] = run.full_fetch(final)
         figures["unchanged"] = run.unchanged_refetch()
@@ -278,9 +280,28 @@ def render(results: dict) -> str:
             )
         total = sum(figures["peak"] for figures in processes.values())
         lines.append(
-            f"  all processes of both services: {total:.0f} MiB peak"
-            f" (target ≤ {TARGET_ALL_RSS_MIB} at 20,000)"
+            f"  all processes of both services: {total:.0f} MiB, the sum of each one's peak"
+            " RSS (counts a page the master and workers share once per process)"
         )
+        pss = results.get("peak_pss_mib", {}).get(size)
+        if pss:
+            lines.append(
+                "  peak PSS sum (the memory they occupy together; an upper bound, see"
+                " bench/measure.py): "
+                + ", ".join(f"{name} {value:.0f} MiB" for name, value in pss.items())
+                + f" (target ≤ {TARGET_ALL_RSS_MIB} MiB for both services at 20,000)"
+            )
+        memory = results.get("memory_per_request", {}).get(size)
+        if memory:
+            lines.append(
+                "  one request's worker growth (target ≤ "
+                f"{TARGET_GROWTH:g}x the body): "
+                + "; ".join(
+                    f"{name} of {figures['body_mib']:.1f} MiB +{figures['growth_mib']:.0f} MiB"
+                    f" ({figures['per_body']:.1f}x)"
+                    for name, figures in memory.items()
+                )
+            )
     return "\n".join(lines)
 
 
@@ -341,6 +362,10 @@ def main(argv=None) -> int:
                         run_radicale(radicale, radicale_session, book, changes, args.vcard)
                     )
                 print(f"N={size:,} run {number + 1}/{args.runs} done", flush=True)
+            results.setdefault("peak_pss_mib", {})[str(size)] = {
+                name: sum(peak_pss_bound_mib(pid) for pid in pids)
+                for name, pids in _pss_groups(stack, radicale).items()
+            }
             results["load_average"][str(size)] = os.getloadavg()
             results["peak_rss_mib"][str(size)] = {
                 name: peak_rss_mib(pid) for name, pid in _pids(stack, radicale).items()
@@ -350,6 +375,12 @@ def main(argv=None) -> int:
                     name: {"before": before.get(name, {}).get("rss", 0.0), "peak": now["peak"]}
                     for name, now in per_process_peaks(stack).items()
                 }
+                # Last: it resets the workers' high-water marks read above.
+                from bench.ours import memory_growth
+
+                results.setdefault("memory_per_request", {})[str(size)] = memory_growth(
+                    stack, ours_session, book
+                )
         if stack and not args.skip_throughput:
             print("throughput step (wrk) …", flush=True)
             results["throughput"] = throughput.measure(stack, token, args)
@@ -376,6 +407,15 @@ def main(argv=None) -> int:
     path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     print(f"\nresults: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
     return 1 if "error" in results else 0
+
+
+def _pss_groups(stack, radicale) -> dict[str, list[int]]:
+    groups = {}
+    if stack:
+        groups["both services"] = [stack.contacts.process.pid, stack.sso.process.pid]
+    if radicale:
+        groups["radicale"] = [radicale.process.pid]
+    return groups
 
 
 def _pids(stack, radicale) -> dict[str, int]:

@@ -22,7 +22,11 @@ def _migrate() -> int:
 def _migrate_in_child() -> None:
     from contacts_service.app import apply_migrations, create_app
 
-    apply_migrations(create_app())
+    try:
+        apply_migrations(create_app())
+    except ConfigError as exc:
+        print(f"contacts-server: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 def _before_serve() -> None:
@@ -95,6 +99,14 @@ def _database_problems(settings) -> list[str]:
             raise psycopg2.OperationalError(f"{exc}".strip() + _POOLING_HINT) from None
         raise
     try:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW server_encoding")
+            (encoding,) = cursor.fetchone()
+        if encoding != "UTF8":
+            return [
+                f"the database at CONTACTS_DATABASE_URL uses the {encoding} encoding; contacts"
+                " need UTF8 (CREATE DATABASE ... ENCODING 'UTF8')"
+            ]
         if settings.db_transaction_pooling:
             return []
         with connection.cursor() as cursor:
@@ -135,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                 ),
             },
             argv=argv,
+            preload=("contacts_service.app",),
         )
     except ConfigError as exc:
         print(f"contacts-server: {exc}", file=sys.stderr)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from contacts_service import notifications, repository
@@ -69,17 +71,27 @@ class NumberColumns:
     entry_ids: list[str | None] = field(default_factory=list)
     numbers: list[str] = field(default_factory=list)
 
+    @classmethod
+    def joined(cls, parts: list[NumberColumns]) -> NumberColumns:
+        if len(parts) == 1:
+            return parts[0]
+        whole = cls()
+        for part in parts:
+            whole.contact_ids += part.contact_ids
+            whole.positions += part.positions
+            whole.entry_ids += part.entry_ids
+            whole.numbers += part.numbers
+        return whole
 
-def _numbers(
-    contacts: list[PreparedContact], changed: set[str], fallback_region: str | None
-) -> NumberColumns:
-    """The tel entries of the changed contacts that have an E.164 form."""
+
+def _numbers(contacts: list[PreparedContact], fallback_region: str | None) -> NumberColumns:
+    """The tel entries of these contacts that have an E.164 form."""
     columns = NumberColumns()
     for contact in contacts:
-        if not contact.tels or contact.contact_id not in changed:
+        if not contact.tels:
             continue
         region = contact.region or fallback_region or None
-        for position, entry_id, uri in contact.tels:
+        for position, entry_id, uri in contact.tel_entries():
             number = to_e164(uri, region)
             if number:
                 columns.contact_ids.append(contact.contact_id)
@@ -87,6 +99,38 @@ def _numbers(
                 columns.entry_ids.append(entry_id)
                 columns.numbers.append(number)
     return columns
+
+
+# Phone numbers are normalised in a helper thread while the request's own thread waits for
+# PostgreSQL to store the documents (psycopg2 lets go of the GIL while it waits), so the two
+# overlap: on a 2-CPU machine a 1,000-contact PATCH spent ≈ 50 ms on each, one after the other.
+# Slices smaller than this are done inline (handing them over would cost more than it saves).
+OVERLAP_MIN_CONTACTS = 200
+_phone_threads: ThreadPoolExecutor | None = None
+_phone_threads_lock = threading.Lock()
+
+
+def _phone_pool() -> ThreadPoolExecutor:
+    global _phone_threads
+    with _phone_threads_lock:
+        if _phone_threads is None:  # made in the worker process, never before the fork
+            _phone_threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="phones")
+        return _phone_threads
+
+
+def _numbers_beside(contacts: list[PreparedContact], fallback_region: str | None):
+    """A future-like handle whose result() is _numbers(contacts, fallback_region)."""
+    if len(contacts) < OVERLAP_MIN_CONTACTS:
+        return _Done(_numbers(contacts, fallback_region))
+    return _phone_pool().submit(_numbers, contacts, fallback_region)
+
+
+@dataclass
+class _Done:
+    value: NumberColumns
+
+    def result(self) -> NumberColumns:
+        return self.value
 
 
 def write_contacts(
@@ -119,25 +163,25 @@ def write_contacts(
         deleted = repository.delete_contacts_except(pk, ids)
     else:
         deleted = repository.delete_contacts(pk, delete_ids)
+    region = caller.region or settings.default_region
     changed: list[str] = []
     inserted: set[str] = set()
+    numbers_of_slices = []
     for start, end in _slices(contacts):
         part = contacts[start:end]
-        changed_part, inserted_part = repository.upsert_contacts(
-            pk,
-            revision,
-            [c.contact_id for c in part],
-            [c.document for c in part],
-            [c.checksum for c in part],
-            [c.block_key for c in part],
-        )
-        changed += changed_part
-        inserted |= inserted_part
+        stored = repository.stored_checksums(pk, [c.contact_id for c in part])
+        new = [c for c in part if c.contact_id not in stored]
+        rewritten = [c for c in part if stored.get(c.contact_id, c.checksum) != c.checksum]
+        numbers_of_slices.append(_numbers_beside(new + rewritten, region))
+        repository.write_contact_rows(pk, revision, new, new=True)
+        repository.write_contact_rows(pk, revision, rewritten, new=False)
+        changed += [c.contact_id for c in new + rewritten]
+        inserted.update(c.contact_id for c in new)
+    numbers = NumberColumns.joined([future.result() for future in numbers_of_slices])
     contact_count = device.contact_count + len(inserted) - len(deleted)
     if changed or deleted:
         if contact_count > settings.max_contacts_per_device:
             raise _too_many(settings)
-        numbers = _numbers(contacts, set(changed), caller.region or settings.default_region)
         repository.delete_contact_numbers(
             pk, [cid for cid in changed if cid not in inserted] + deleted
         )

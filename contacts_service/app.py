@@ -11,13 +11,14 @@ from flask import Flask
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
-from contacts_service import pg_deadline
+from contacts_service import pg_deadline, repository
 from contacts_service.extensions import db
 from contacts_service.settings import Settings
 from contacts_service.state import app_state, init_app_state
 from contacts_service.views import register_blueprints
 from shared.body import register_body_limit
 from shared.compression import register_compression
+from shared.config import ConfigError
 from shared.errors import error_response, register_error_handlers
 from shared.logging import configure_logging
 from shared.memory import register_memory_trim
@@ -104,9 +105,12 @@ def init_database(app: Flask, settings: Settings) -> None:
                 transaction_pooling=settings.db_transaction_pooling,
             ),
             "application_name": "contacts_service",
+            # Documents are sent as UTF-8 bytes (repository.Utf8Text).
+            "client_encoding": "utf8",
         },
     }
     pg_deadline.install(settings.db_statement_timeout_seconds, 5)
+    repository.register_adapters()
     db.init_app(app)
     with app.app_context():
         pg_deadline.ping_after_idle(db.engine, settings.db_ping_after_idle_seconds)
@@ -184,9 +188,26 @@ def apply_migrations(app: Flask) -> None:
     pg_deadline.install(MIGRATION_DEADLINE_SECONDS, 5)
     try:
         with app.app_context():
+            problem = database_encoding_problem()
+            if problem:
+                raise ConfigError(problem)
             flask_migrate.upgrade(directory=MIGRATIONS_DIR)
     finally:
         pg_deadline.install(settings.db_statement_timeout_seconds, 5)
+
+
+def database_encoding_problem() -> str | None:
+    """Contacts hold any Unicode text (emoji, every script), which only a UTF8 database can
+    store: in another encoding the first contact with a character outside it would fail its
+    upload. Refused before anything is migrated or served."""
+    encoding = db.session.execute(text("SHOW server_encoding")).scalar()
+    db.session.rollback()
+    if encoding != "UTF8":
+        return (
+            f"the database at CONTACTS_DATABASE_URL uses the {encoding} encoding; contacts"
+            " need UTF8 (CREATE DATABASE ... ENCODING 'UTF8')"
+        )
+    return None
 
 
 def check_database() -> None:

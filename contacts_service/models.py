@@ -19,6 +19,15 @@
   (+49123456789012345), and the code bounds what it parses (shared.phone).
 - smart_seen_numbers: every number an account's books ever contained, with the time it was let
   through the enumeration guard (granted_at NULL = still waiting for the 24-hour window).
+
+Foreign keys: the four tables an upload writes row by row (contacts, contact_numbers,
+deleted_contacts, smart_seen_numbers) have none (migration 0003). PostgreSQL checks a foreign
+key with a trigger per inserted row, and those checks were ≈ 45 % of the database time of an
+upload (≈ 60 of 130 ms per 1,000 contacts). They are written only by a request that holds
+their device row locked (FOR UPDATE, so the device cannot be deleted meanwhile), and deleted
+explicitly with their device (repository.delete_device) or account (admin.erase) in the same
+transaction, after taking the same lock; tests check that nothing is left behind, also when
+writes and deletes race.
 """
 
 from __future__ import annotations
@@ -91,7 +100,7 @@ class Device(db.Model):
 
 class Contact(db.Model):
     __tablename__ = "contacts"
-    device_pk = Column(BigInteger, ForeignKey("devices.pk", ondelete="CASCADE"), nullable=False)
+    device_pk = Column(BigInteger, nullable=False)  # devices.pk (no foreign key: see above)
     contact_id = Column(String(256), nullable=False)
     document = Column(JSON(none_as_null=True), nullable=False)
     checksum = Column(Text, nullable=False)
@@ -106,7 +115,7 @@ class Contact(db.Model):
 
 class DeletedContact(db.Model):
     __tablename__ = "deleted_contacts"
-    device_pk = Column(BigInteger, ForeignKey("devices.pk", ondelete="CASCADE"), nullable=False)
+    device_pk = Column(BigInteger, nullable=False)  # devices.pk
     contact_id = Column(String(256), nullable=False)
     revision = Column(BigInteger, nullable=False)
     deleted_at = _now()
@@ -119,7 +128,7 @@ class DeletedContact(db.Model):
 
 class ContactNumber(db.Model):
     __tablename__ = "contact_numbers"
-    device_pk = Column(BigInteger, ForeignKey("devices.pk", ondelete="CASCADE"), nullable=False)
+    device_pk = Column(BigInteger, nullable=False)  # devices.pk
     contact_id = Column(String(256), nullable=False)
     position = Column(SmallInteger, nullable=False)
     entry_id = Column(Text, nullable=True)
@@ -129,7 +138,7 @@ class ContactNumber(db.Model):
 
 class SmartSeenNumber(db.Model):
     __tablename__ = "smart_seen_numbers"
-    account_id = Column(BigInteger, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False)
+    account_id = Column(BigInteger, nullable=False)  # accounts.id
     e164 = Column(Text, nullable=False)
     first_seen_at = _now()
     granted_at = Column(DateTime(timezone=True), nullable=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import BinaryIO
 
 from flask import current_app, has_app_context
 from marshmallow import (
@@ -339,13 +340,13 @@ def _too_many(key: str, limit: int, listed: str) -> ApiError:
 _UPLOADED_CONTACT = ContactField(ContactSchema)
 
 
-def _load_upload(schema: Schema, raw: bytes, key: str) -> dict:
+def _load_upload(schema: Schema, body: bytes | BinaryIO, key: str) -> dict:
     """`schema.load` of a JSON body, except that the contacts under `key` come back as
     PreparedContacts, each parsed and reduced on its own (contacts_service/upload.py)."""
     limit = contacts_limit()
     max_entries, max_bytes = contact_limits()
     return load_upload(
-        raw,
+        body,
         schema,
         key,
         _UPLOADED_CONTACT,
@@ -378,8 +379,8 @@ class PatchContactsSchema(Schema):
         load_default=list,
     )
 
-    def load_json_bytes(self, raw: bytes) -> dict:
-        return _load_upload(self, raw, "upsert")
+    def load_json_body(self, body: bytes | BinaryIO) -> dict:
+        return _load_upload(self, body, "upsert")
 
     @validates_schema
     def _unique_ids(self, data, **kwargs):
@@ -412,8 +413,8 @@ class PutContactsSchema(Schema):
 
     contacts = fields.List(ContactField(ContactSchema), required=True)
 
-    def load_json_bytes(self, raw: bytes) -> dict:
-        return _load_upload(self, raw, "contacts")
+    def load_json_body(self, body: bytes | BinaryIO) -> dict:
+        return _load_upload(self, body, "contacts")
 
     @validates_schema
     def _unique_ids(self, data, **kwargs):

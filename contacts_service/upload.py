@@ -15,11 +15,12 @@ duplicate ids — goes through the route's marshmallow schema, so the errors are
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from marshmallow import Schema, ValidationError
 
@@ -50,7 +51,13 @@ class PreparedContact:
     checksum: str
     block_key: int
     region: str | None  # the region its own data names (countryCode, else an address's)
-    tels: tuple[tuple[int, str | None, str], ...]  # (position in contactEntries, entryId, uri)
+    # Its tel entries, flat: position in contactEntries, entryId, uri, position, ... (a tuple
+    # per entry would cost 72 bytes more each; a 20,000-contact book has ≈ 50,000).
+    tels: tuple[int | str | None, ...]
+
+    def tel_entries(self) -> zip:
+        """(position, entryId, uri) of each tel entry."""
+        return zip(self.tels[0::3], self.tels[1::3], self.tels[2::3], strict=True)
 
 
 def contact_region(contact: dict) -> str | None:
@@ -68,11 +75,14 @@ def contact_region(contact: dict) -> str | None:
     return None
 
 
-def prepare_contact(contact: dict, path: str, text: str | None = None) -> PreparedContact:
+def prepare_contact(
+    contact: dict, path: str, text: str | None = None, shared: dict | None = None
+) -> PreparedContact:
     """A valid contact reduced to what is stored. A contact without a checksum gets the
     computed one appended as its last key, so it is read back with it; everything else keeps
     the key order and text it was uploaded with. `text`: the contact's compact JSON, when the
-    caller has it already (schemas.plain_text)."""
+    caller has it already (schemas.plain_text). `shared`: one upload's memo of entry ids, so
+    the thousands of "tel-0" in a book are one str, not one each."""
     if text is None:
         text = json.dumps(contact, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     if "checksum" in contact:
@@ -91,11 +101,13 @@ def prepare_contact(contact: dict, path: str, text: str | None = None) -> Prepar
             "The request body is not valid Unicode text.",
             {path: ["Contains an unpaired surrogate (\\ud800-\\udfff escape)."]},
         ) from None
-    tels = tuple(
-        (position, entry.get("entryId"), entry["uri"])
-        for position, entry in enumerate(contact.get("contactEntries") or ())
-        if entry.get("type") == "tel"
-    )
+    tels: list = []
+    for position, entry in enumerate(contact.get("contactEntries") or ()):
+        if entry.get("type") == "tel":
+            entry_id = entry.get("entryId")
+            if shared is not None and entry_id is not None:
+                entry_id = shared.setdefault(entry_id, entry_id)
+            tels += (position, entry_id, entry["uri"])
     contact_id = contact["contactId"]
     return PreparedContact(
         contact_id=contact_id,
@@ -103,7 +115,7 @@ def prepare_contact(contact: dict, path: str, text: str | None = None) -> Prepar
         checksum=checksum,
         block_key=block_key(contact_id),
         region=contact_region(contact) if tels else None,
-        tels=tels,
+        tels=tuple(tels),
     )
 
 
@@ -111,31 +123,78 @@ def _syntax(message: str) -> ApiError:
     return ApiError(400, "invalid_json", "The request body is not valid JSON.", {"body": [message]})
 
 
+# A single JSON value (one contact, one id to delete, any other field) of more bytes than this
+# is refused as soon as that is known, without parsing it: a contact may hold 64 KiB of compact
+# JSON (CONTACTS_MAX_CONTACT_BYTES), so 1 MiB leaves room for any indentation a client adds,
+# and parsing a 30 MiB value whole would cost up to 4 bytes per character for its text (one
+# emoji in it is enough) and as much again for the parsed result.
+VALUE_CAP = 1 << 20
+
+
+class ValueTooLarge(Exception):
+    """A JSON value longer than VALUE_CAP bytes (see _Reader.value)."""
+
+
+def _may_be_cut_off(error: json.JSONDecodeError, length: int) -> bool:
+    """Whether a decode error of a window's text may only mean the value goes on past the
+    window: a string still open, or an error at the very end (a cut literal, number, escape
+    or surrogate pair is at most 12 characters). Any other error is in the body whatever
+    follows, so reading on (growing the window up to VALUE_CAP) would change nothing."""
+    return error.msg.startswith("Unterminated string") or error.pos >= length - 16
+
+
 class _Reader:
-    """The body's text, decoded a window at a time: a book with one emoji is stored by Python as
-    4 bytes per character, so the whole 12 MB body as one str would be ≈ 48 MB. Positions are
-    indexes into the current window; every method returns the position to go on from, in the
-    window it may have moved to."""
+    """The body's text, decoded a window at a time, read from the connection as the windows
+    move on: the body is never whole in memory (a 12 MB upload would otherwise be held
+    beside the documents made from it), nor whole as a str (a book with one emoji is stored
+    by Python as 4 bytes per character, so the whole body as one str would be ≈ 48 MB).
+    Positions are indexes into the current window; every method returns the position to go on
+    from, in the window it may have moved to. Windows only move forward, so the bytes before
+    the current window are dropped.
 
-    WINDOW = 1 << 20  # bytes
+    `escapes`: whether any window so far held a \\uD800-\\uDFFF escape (a value is parsed from
+    one window, so the check sees every value's escapes before the value is handed on)."""
 
-    def __init__(self, raw: bytes):
-        self.raw = memoryview(raw)
+    WINDOW = 1 << 18  # bytes
+
+    def __init__(self, read: Callable[[int], bytes]):
+        self._read = read
+        self._buffer = bytearray()
+        self._buffer_start = 0  # the body offset of _buffer[0]
+        self._ended = False
+        self.escapes = False
         self._load(0, self.WINDOW)
 
+    def _fill(self, end: int) -> None:
+        """Read until the buffer reaches body offset `end` or the body ends."""
+        while not self._ended and self._buffer_start + len(self._buffer) < end:
+            data = self._read(max(end - self._buffer_start - len(self._buffer), 64 * 1024))
+            if data:
+                self._buffer += data
+            else:
+                self._ended = True
+
     def _load(self, start: int, size: int) -> None:
-        end = min(len(self.raw), start + size)
-        while start < end < len(self.raw) and self.raw[end] & 0xC0 == 0x80:
+        del self._buffer[: start - self._buffer_start]
+        self._buffer_start = start
+        # + 4: room to move the end to a character boundary (a character has up to 4 bytes).
+        self._fill(start + size + 4)
+        raw, available = self._buffer, len(self._buffer)
+        end = min(available, size)
+        while 0 < end < available and raw[end] & 0xC0 == 0x80:
             end -= 1  # a UTF-8 continuation byte: the window ends before its character
-        while end == start < len(self.raw) or (
-            end < len(self.raw) and self.raw[end] & 0xC0 == 0x80
-        ):
+        while end == 0 < available or (end < available and raw[end] & 0xC0 == 0x80):
             end += 1  # a window smaller than one character: take the whole character
+        window = memoryview(raw)[:end]
         try:
-            self.text = str(self.raw[start:end], "utf-8")  # strictly UTF-8, as json_object()
+            self.text = str(window, "utf-8")  # strictly UTF-8, as json_object()
         except UnicodeDecodeError as exc:
             raise _syntax(str(exc)) from None
-        self.start, self.bytes, self.final = start, end - start, end == len(self.raw)
+        if not self.escapes and _ESCAPED_SURROGATE.search(window):
+            self.escapes = True
+        window.release()
+        self.start, self.bytes = start, end
+        self.final = self._ended and end == available
 
     def _move_to(self, position: int, size: int | None = None) -> int:
         """Start the window at `position`; returns 0, the same place in the new window."""
@@ -157,13 +216,14 @@ class _Reader:
         return self.text[position : position + 1], position
 
     def value(self, position: int) -> tuple[Any, int]:
-        """The JSON value at (or after whitespace from) `position` and the position after it."""
+        """The JSON value at (or after whitespace from) `position` and the position after it.
+        ValueTooLarge when it does not end within VALUE_CAP bytes."""
         position = self.skip(position)
         while True:
             try:
                 value, end = _DECODER.raw_decode(self.text, position)
             except json.JSONDecodeError as exc:
-                if self.final:
+                if self.final or not _may_be_cut_off(exc, len(self.text)):
                     raise _syntax(f"{exc.msg} (char {self.start + exc.pos})") from None
                 value, end = None, None
             except (ValueError, RecursionError) as exc:
@@ -183,27 +243,31 @@ class _Reader:
                 )
             ):
                 return value, end
+            if position == 0 and self.bytes >= VALUE_CAP:
+                raise ValueTooLarge()
             # A window that already starts at the value is too small for it: double it (+ 4:
             # the end backs off to a character boundary, and a character has up to 4 bytes).
-            position = self._move_to(position, 2 * self.bytes + 4 if position == 0 else None)
+            size = min(2 * self.bytes, VALUE_CAP) + 4 if position == 0 else None
+            position = self._move_to(position, size)
 
     def at_end(self, position: int) -> bool:
         return self.skip(position) == len(self.text) and self.final
 
 
 def walk_object(
-    raw: bytes,
+    reader: _Reader,
     array_key: str,
     on_item: Callable[[int, Any], Any],
     on_key: Callable[[], None] = lambda: None,
 ) -> tuple[dict, list | None]:
-    """Parse the JSON object in `raw`; the elements of `array_key`'s array are parsed one by one
-    and handed to `on_item(index, value)`, whose results are returned in a list (None when the
-    key is absent or its value is not an array; the value is then in the dict like any other).
-    The dict holds every other key, and `array_key` mapped to [] when it was an array.
+    """Parse the JSON object `reader` reads; the elements of `array_key`'s array are parsed one
+    by one and handed to `on_item(index, value)`, whose results are returned in a list (None
+    when the key is absent or its value is not an array; the value is then in the dict like
+    any other). The dict holds every other key, and `array_key` mapped to [] when it was an
+    array; other arrays are read item by item too, so only single values meet VALUE_CAP (a
+    list of 50,000 ids to delete is fine, one 2 MiB id is not: ValidationError naming it).
     Duplicate keys: the last one wins, as with json.loads; `on_key()` is called each time
     `array_key` starts, so the caller can forget what it noted about an earlier one."""
-    reader = _Reader(raw)
     char, position = reader.char(0)
     if char != "{":
         raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
@@ -216,7 +280,8 @@ def walk_object(
         while True:
             if char != '"':
                 raise _syntax("Expecting property name enclosed in double quotes")
-            key, position = reader.value(position)
+            key, position = _capped(reader, position, "body")
+            path = key if len(key) <= 64 else "body"
             char, position = reader.char(position)
             if char != ":":
                 raise _syntax("Expecting ':' delimiter")
@@ -224,10 +289,14 @@ def walk_object(
             if key == array_key:
                 on_key()
             if key == array_key and char == "[":
-                items, position = _walk_array(reader, position + 1, on_item)
+                items, position = _walk_array(reader, position + 1, on_item, path)
                 fields[key] = []
+            elif char == "[":
+                fields[key], position = _walk_array(reader, position + 1, _as_is, path)
+                if key == array_key:
+                    items = None
             else:
-                fields[key], position = reader.value(position)
+                fields[key], position = _capped(reader, position, path)
                 if key == array_key:
                     items = None
             char, position = reader.char(position)
@@ -242,15 +311,27 @@ def walk_object(
     return fields, items
 
 
+def _as_is(_index: int, value: Any) -> Any:
+    return value
+
+
+def _capped(reader: _Reader, position: int, path: str) -> tuple[Any, int]:
+    """reader.value, with a value over VALUE_CAP reported as a validation error at `path`."""
+    try:
+        return reader.value(position)
+    except ValueTooLarge:
+        raise ValidationError({path: [f"More than {VALUE_CAP} bytes of JSON."]}) from None
+
+
 def _walk_array(
-    reader: _Reader, position: int, on_item: Callable[[int, Any], Any]
+    reader: _Reader, position: int, on_item: Callable[[int, Any], Any], path: str
 ) -> tuple[list, int]:
     results: list = []
     char, position = reader.char(position)
     if char == "]":
         return results, position + 1
     while True:
-        value, position = reader.value(position)
+        value, position = _capped(reader, position, f"{path}.{len(results)}")
         results.append(on_item(len(results), value))
         del value  # the parsed contact is not kept past its preparation
         char, position = reader.char(position)
@@ -262,7 +343,7 @@ def _walk_array(
 
 
 def load_upload(
-    raw: bytes,
+    body: bytes | BinaryIO,
     schema: Schema,
     array_key: str,
     contact_field,
@@ -271,14 +352,16 @@ def load_upload(
     plain_text: Callable[[Any], str | None] | None = None,
 ) -> dict:
     """The body of a PATCH (`array_key` "upsert") or PUT ("contacts") as the schema would load
-    it, with the contacts as PreparedContacts. Raises ApiError (400 syntax, 422 too many) or
+    it, with the contacts as PreparedContacts. `body`: its bytes, or anything with `read(n)`
+    (shared.body.RequestBody, read as the parse goes). Raises ApiError (400 syntax, 422 too many) or
     ValidationError (the schema's field messages). `plain_text(contact)`: the fast path, the
     contact's JSON text when it is plainly valid (else None and `contact_field` decides)."""
-    escapes = _ESCAPED_SURROGATE.search(raw) is not None
+    reader = _Reader(io.BytesIO(body).read if isinstance(body, bytes) else body.read)
     # What was noted about the contacts array; a later duplicate of its key starts afresh (the
     # last one is the body's, as for json.loads).
     errors: dict[int, Any] = {}
     surrogates = False
+    entry_ids: dict[str, str] = {}
 
     def restart() -> None:
         nonlocal surrogates
@@ -291,7 +374,7 @@ def load_upload(
             # Refused without reading on, so a body of millions of tiny items costs little
             # (the rest of the body, even if malformed, is not looked at).
             raise too_many(limit)
-        if surrogates or (escapes and _has_surrogates(value)):
+        if surrogates or (reader.escapes and _has_surrogates(value)):
             surrogates = True  # the body is refused as a whole: nothing more to prepare
             return None
         text = plain_text(value) if plain_text is not None else None
@@ -301,10 +384,10 @@ def load_upload(
             except ValidationError as exc:
                 errors[index] = exc.messages
                 return None
-        return prepare_contact(value, f"{array_key}.{index}", text)
+        return prepare_contact(value, f"{array_key}.{index}", text, entry_ids)
 
-    fields, prepared = walk_object(raw, array_key, prepare, restart)
-    if (prepared is not None and surrogates) or (escapes and _has_surrogates(fields)):
+    fields, prepared = walk_object(reader, array_key, prepare, restart)
+    if (prepared is not None and surrogates) or (reader.escapes and _has_surrogates(fields)):
         raise _not_unicode()
     messages: dict = {}
     try:

@@ -38,57 +38,163 @@ def request_bytes() -> bytes:
     cached = g.get("_request_bytes")
     if cached is not None:
         return cached
-    environ = request.environ
-    encoding = environ.get("HTTP_CONTENT_ENCODING", "").strip().lower()
-    if encoding not in ("", "identity", "gzip", "x-gzip"):
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            "Content-Encoding must be gzip or identity.",
-            {"Content-Encoding": [f"Not supported: {encoding[:40]}."]},
-        )
-    limit = current_app.config.get("MAX_CONTENT_LENGTH") or DEFAULT_LIMIT
-    length = request.content_length
-    if length is not None and length > limit:
-        raise RequestEntityTooLarge()
-    if length is not None and environ.get("CONTENT_LENGTH", "").isdigit():
-        # Exactly Content-Length bytes, straight from the server's stream: werkzeug's
-        # get_data wraps it in a limited stream first, which costs every small body (an
-        # introspection's one-field form) more than reading it.
-        raw = environ["wsgi.input"].read(length) if length else b""
-        if len(raw) != length:
-            raise ClientDisconnected()
-    elif length is None and "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
-        raw = environ["wsgi.input"].read(limit + 1)
-        if len(raw) > limit:
-            raise RequestEntityTooLarge()
-    else:
-        raw = request.get_data(cache=False)
-    data = _gunzip(raw, limit) if encoding in ("gzip", "x-gzip") else raw
+    data = request_stream().read_all()
     g._request_bytes = data
     return data
 
 
-def _gunzip(raw: bytes, limit: int) -> bytes:
-    """Decode up to MAX_GZIP_MEMBERS gzip members, never holding more than `limit` + 1 decoded
-    bytes; offsets into one buffer, so the work is linear in the body's size."""
-    view, position, out, size = memoryview(raw), 0, [], 0
-    for _ in range(MAX_GZIP_MEMBERS):
-        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            chunk = decoder.decompress(view[position:], limit + 1 - size)
-        except zlib.error:
-            raise _not_gzip() from None
-        size += len(chunk)
-        out.append(chunk)
-        if size > limit or decoder.unconsumed_tail:
+def request_stream() -> RequestBody:
+    """The request body as a stream (see RequestBody), for readers that turn a large body into
+    something smaller as they go. Either this or request_bytes, once per request."""
+    if "_request_stream" in g:
+        raise RuntimeError("The request body was already read.")
+    g._request_stream = stream = RequestBody(request.environ)
+    return stream
+
+
+def request_body_size() -> int:
+    """Bytes of the decoded body read so far in this request (0 when none was read)."""
+    stream = g.get("_request_stream")
+    return stream.size if stream is not None else 0
+
+
+class RequestBody:
+    """The request body, decoded, a piece at a time: what request_bytes holds whole, without
+    holding it. The same limits and errors, raised when the piece that breaks them is read:
+    413 past MAX_CONTENT_LENGTH decoded bytes (at once when a Content-Length says so), 415 for
+    an unknown Content-Encoding (at once), 400 for a broken or truncated gzip stream,
+    ClientDisconnected when fewer bytes come than the Content-Length announced.
+
+    A reader that stops at an error of its own calls `drain()` before reporting it: an error
+    of the body itself (too large, broken gzip) then wins, as it does when the body is read
+    whole first, so a body gets the same answer however it is read."""
+
+    CHUNK = 256 * 1024  # compressed bytes per read from the connection
+
+    def __init__(self, environ: dict):
+        encoding = environ.get("HTTP_CONTENT_ENCODING", "").strip().lower()
+        if encoding not in ("", "identity", "gzip", "x-gzip"):
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                "Content-Encoding must be gzip or identity.",
+                {"Content-Encoding": [f"Not supported: {encoding[:40]}."]},
+            )
+        self.limit = current_app.config.get("MAX_CONTENT_LENGTH") or DEFAULT_LIMIT
+        self.size = 0  # decoded bytes handed out
+        length = request.content_length
+        if length is not None and length > self.limit:
             raise RequestEntityTooLarge()
-        if not decoder.eof:
-            raise _not_gzip()  # truncated
-        position = len(raw) - len(decoder.unused_data)
-        if position >= len(raw):
-            return b"".join(out)
-    raise _not_gzip(f"More than {MAX_GZIP_MEMBERS} gzip members.")
+        stream = environ["wsgi.input"]
+        if length is not None and environ.get("CONTENT_LENGTH", "").isdigit():
+            # Exactly Content-Length bytes, straight from the server's stream: werkzeug's
+            # get_data wraps it in a limited stream first, which costs every small body (an
+            # introspection's one-field form) more than reading it.
+            self._raw = _SizedBody(stream, length).read
+        elif length is None and "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            self._raw = _ChunkedBody(stream, self.limit).read
+        else:
+            self._raw = _WholeBody(request.get_data(cache=False)).read
+        self._gzip = _Gunzip(self._raw) if encoding in ("gzip", "x-gzip") else None
+
+    def read(self, size: int) -> bytes:
+        """Up to `size` decoded bytes (at least one unless the body has ended: b"")."""
+        size = max(size, 1)  # zlib reads a max_length of 0 as "no limit"
+        data = self._gzip.read(size) if self._gzip else self._raw(size)
+        self.size += len(data)
+        if self.size > self.limit:
+            raise RequestEntityTooLarge()
+        return data
+
+    def read_all(self) -> bytes:
+        pieces = []
+        while piece := self.read(self.limit + 1 - self.size):
+            pieces.append(piece)
+        # A plain body with a Content-Length comes in one piece: returned as it is, not copied.
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+    def drain(self) -> None:
+        """Read the rest of the body, keeping none of it (see the class docstring)."""
+        while self.read(self.CHUNK):
+            pass
+
+
+class _SizedBody:
+    def __init__(self, stream, length: int):
+        self.stream, self.remaining = stream, length
+
+    def read(self, size: int) -> bytes:
+        if not self.remaining:
+            return b""
+        data = self.stream.read(min(size, self.remaining))
+        if not data:
+            raise ClientDisconnected()
+        self.remaining -= len(data)
+        return data
+
+
+class _ChunkedBody:
+    # Read bytes are bounded by the limit + 1 (werkzeug would cut a chunked body silently).
+    def __init__(self, stream, limit: int):
+        self.stream, self.left = stream, limit + 1
+
+    def read(self, size: int) -> bytes:
+        if self.left <= 0:
+            raise RequestEntityTooLarge()
+        data = self.stream.read(min(size, self.left))
+        self.left -= len(data)
+        if self.left <= 0:
+            raise RequestEntityTooLarge()
+        return data
+
+
+class _WholeBody:
+    def __init__(self, data: bytes):
+        self.view, self.position = memoryview(data), 0
+
+    def read(self, size: int) -> bytes:
+        data = bytes(self.view[self.position : self.position + size])
+        self.position += len(data)
+        return data
+
+
+class _Gunzip:
+    """Decode up to MAX_GZIP_MEMBERS concatenated gzip members from `raw(size)`, at most the
+    asked size per read, so a small bomb is never a large buffer."""
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self.members = 1
+        self.pending = b""  # compressed bytes not yet given to the decoder
+        self.ended = False
+
+    def read(self, size: int) -> bytes:
+        while not self.ended:
+            if not self.pending:
+                self.pending = self.raw(RequestBody.CHUNK)
+                if not self.pending:
+                    raise _not_gzip()  # the body ended inside a member: truncated
+            try:
+                data = self.decoder.decompress(self.pending, size)
+            except zlib.error:
+                raise _not_gzip() from None
+            self.pending = self.decoder.unconsumed_tail
+            if self.decoder.eof:
+                self._next_member()
+            if data:
+                return data
+        return b""
+
+    def _next_member(self) -> None:
+        self.pending = self.decoder.unused_data or self.raw(RequestBody.CHUNK)
+        if not self.pending:
+            self.ended = True
+            return
+        self.members += 1
+        if self.members > MAX_GZIP_MEMBERS:
+            raise _not_gzip(f"More than {MAX_GZIP_MEMBERS} gzip members.")
+        self.decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
 
 
 def _not_gzip(why: str = "") -> ApiError:

@@ -39,6 +39,7 @@ def run_cli(
     extra_commands: dict[str, ExtraCommand] | None = None,
     argv: list[str] | None = None,
     default_threads: int = 4,
+    preload: tuple[str, ...] = (),
 ) -> int:
     """Parse argv and run the chosen sub-command; returns the exit status.
 
@@ -46,7 +47,8 @@ def run_cli(
     before_serve runs in the master process before gunicorn starts (e.g. migrations).
     extra_commands maps a sub-command to (help, run) — run() takes no arguments — or to
     (help, run, add_arguments): add_arguments(parser) declares the sub-command's own arguments
-    and run(args) gets the parsed namespace.
+    and run(args) gets the parsed namespace. preload: modules `serve` imports in the master
+    before forking the workers (shared/serve.py).
     """
     parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("--version", action="version", version=f"{prog} {_version()}")
@@ -71,7 +73,7 @@ def run_cli(
     if args.command == "serve":
         if before_serve:
             before_serve()
-        run_gunicorn(factory, args)
+        run_gunicorn(factory, args, preload)
         return 0
     _, run, *add_arguments = extra_commands[args.command]
     return run(args) if add_arguments else run()

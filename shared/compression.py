@@ -16,10 +16,11 @@ from collections.abc import Iterable
 from flask import Flask, Response, request
 
 MIN_SIZE = 1024
-# zlib level 6 for ordinary answers; level 1 for large ones (a full fetch of a 20,000-contact
-# book): on 6.4 MB of contacts JSON, level 1 took 77 ms for 698 kB and level 6 136 ms for
-# 602 kB, so the last 14 % of bytes would cost nearly twice the CPU of the whole request.
-SMALL_LEVEL, LARGE_LEVEL, LARGE = 6, 1, 256 * 1024
+# zlib level 6 for ordinary answers; level 3 for large ones (a full fetch of a 5,000-contact
+# bench book, 3.2 MB of JSON: level 1 gave 681 kB in 21 ms, 3 612 kB in 24 ms, 5 546 kB in
+# 39 ms, 6 526 kB in 52 ms): 3 takes a tenth off level 1's bytes for almost nothing, and the
+# levels above it cost up to 2.5 times the CPU of level 1 on a request that is mostly that.
+SMALL_LEVEL, LARGE_LEVEL, LARGE = 6, 3, 256 * 1024
 
 
 def accepts_gzip() -> bool:

@@ -32,7 +32,7 @@ from typing import Any
 from flask import Blueprint, Flask, request
 from marshmallow import Schema, ValidationError
 
-from shared.body import read_body, request_bytes
+from shared.body import read_body, request_stream
 from shared.errors import ApiError, flatten_validation_messages
 
 
@@ -191,13 +191,20 @@ class Api:
         return decorator
 
     def load_body(self, schema: Schema, required: bool) -> Any:
-        """The request body validated by `schema`. A schema with `load_json_bytes(raw)` reads
-        the raw body itself (large uploads parsed piece by piece); its ValidationError is
-        reported like any other."""
-        streaming = getattr(schema, "load_json_bytes", None)
+        """The request body validated by `schema`. A schema with `load_json_body(body)` reads
+        the body itself as it arrives (large uploads parsed piece by piece, the body never
+        whole in memory); its ValidationError is reported like any other, and whatever it
+        refuses, the rest of the body is read first, so an error of the body as a whole (too
+        large, broken gzip) wins as it does for a body read at once."""
+        streaming = getattr(schema, "load_json_body", None)
         if streaming is None:
             return self.load(schema, read_body(forms=self.forms, required=required))
-        return self.load(schema, request_bytes(), loader=streaming)
+        body = request_stream()
+        try:
+            return self.load(schema, body, loader=streaming)
+        except Exception:
+            body.drain()
+            raise
 
     def load(self, schema: Schema, data: Any, loader: Callable | None = None) -> Any:
         """`data` validated by `schema`, or the service's validation error naming each field."""

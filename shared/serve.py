@@ -2,7 +2,10 @@
 
 `python -m sso_service serve --bind HOST:PORT --workers N [--certfile F --keyfile F]
 [--worker-class gthread|gevent|sync]`. The app is created in each worker (not preloaded) so
-every worker gets its own connection pools.
+every worker gets its own connection pools; its modules are imported once, in the master,
+before the workers are forked, so the workers share those pages with the master (copy on
+write) instead of each holding its own ≈ 35 to 50 MiB copy of Flask, SQLAlchemy, phonenumbers
+and the rest.
 
 Worker classes: `gthread` (a thread per request in flight, `--threads` of them) suits short
 requests; `gevent` (a greenlet per connection, up to `--worker-connections`) lets one worker
@@ -109,8 +112,23 @@ def use_json_error_pages() -> None:
     gunicorn.util.write_error = write_json_error
 
 
-def run_gunicorn(factory: str, args: argparse.Namespace) -> None:
-    """Run `module:factory` under gunicorn with the parsed serve arguments; blocks."""
+def _import_before_fork(modules: tuple[str, ...]) -> None:
+    """Import the app's modules (and so what they import) in the master; nothing is created
+    or connected here. `gc.freeze()` then moves every object that exists now out of the
+    collector's reach: a worker's collections would otherwise write to each of them (the
+    collector's bookkeeping lives in the object's header) and so copy every shared page."""
+    import gc
+
+    for module in modules:
+        importlib.import_module(module)
+    gc.collect()
+    gc.freeze()
+
+
+def run_gunicorn(factory: str, args: argparse.Namespace, preload: tuple[str, ...] = ()) -> None:
+    """Run `module:factory` under gunicorn with the parsed serve arguments; blocks. `preload`:
+    modules to import in the master (see _import_before_fork); the factory's own module is
+    imported in each worker as before."""
     if bool(args.certfile) != bool(args.keyfile):
         raise SystemExit("--certfile and --keyfile go together")
     worker_class = getattr(args, "worker_class", "gthread")
@@ -180,6 +198,7 @@ def run_gunicorn(factory: str, args: argparse.Namespace) -> None:
             _worker_capacity = capacity
             return getattr(importlib.import_module(module_name), attr)()
 
+    _import_before_fork(preload)
     try:
         _App().run()
     finally:

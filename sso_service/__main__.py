@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         # Logins wait on the provider (SSO_MAX_CONCURRENT_LOGINS of them per worker at most);
         # the threads above that stay free for introspection.
         default_threads=32,
+        preload=("sso_service.app",),
     )
 
 

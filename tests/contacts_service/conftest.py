@@ -88,6 +88,36 @@ def database(postgres_database):
     connection.close()
 
 
+# Tables without a foreign key to their parent (contacts_service/models.py): their rows are
+# deleted with the parent by the code, and must never outlive it.
+_CHILD_TABLES = (
+    ("contacts", "device_pk", "devices", "pk"),
+    ("contact_numbers", "device_pk", "devices", "pk"),
+    ("deleted_contacts", "device_pk", "devices", "pk"),
+    ("smart_seen_numbers", "account_id", "accounts", "id"),
+)
+
+
+@pytest.fixture
+def orphans(database):
+    """orphans() → {table: rows whose device or account no longer exists}, for every table
+    that has such rows (empty when none has)."""
+
+    def count() -> dict[str, int]:
+        found = {}
+        with database.cursor() as cursor:
+            for table, column, parent, key in _CHILD_TABLES:
+                cursor.execute(
+                    f"SELECT count(*) FROM {table} t WHERE NOT EXISTS "  # noqa: S608 - constants
+                    f"(SELECT 1 FROM {parent} p WHERE p.{key} = t.{column})"
+                )
+                if rows := cursor.fetchone()[0]:
+                    found[table] = rows
+        return found
+
+    return count
+
+
 @dataclass
 class Account:
     cloud_id: str

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.clients import ContactsClient
+from tests.support.traffic import in_parallel
+
 
 def test_put_creates_with_201_then_200_idempotently(alice):
     created = alice.put("/v1/devices/phone-1", json={"name": "Alice's phone", "platform": "ios"})
@@ -56,6 +59,53 @@ def test_delete_removes_the_device_and_its_contacts(alice):
     registered_again = alice.register("d")
     assert registered_again["contact_count"] == 0 and registered_again["revision"] == 0
     assert alice.contacts("d")["contacts"] == []
+
+
+def test_delete_leaves_no_row_of_the_device(alice, database, orphans):
+    alice.register("d")
+    alice.upsert("d", [
+        {"contactId": "c1", "contactEntries": [{"type": "tel", "uri": "+15551230001"}]},
+        {"contactId": "c2", "contactEntries": [{"type": "tel", "uri": "+15551230002"}]},
+    ])  # fmt: skip
+    alice.upsert("d", delete=["c2"])  # a tombstone too
+    with database.cursor() as cursor:
+        cursor.execute("SELECT pk FROM devices WHERE device_id = 'd' ORDER BY pk DESC LIMIT 1")
+        (pk,) = cursor.fetchone()
+        counts = "SELECT (SELECT count(*) FROM {0} WHERE device_pk = %s)"
+        tables = ("contacts", "contact_numbers", "deleted_contacts")
+        cursor.execute(" UNION ALL ".join(counts.format(t) for t in tables), [pk] * 3)
+        assert [row[0] for row in cursor.fetchall()] == [1, 1, 1]
+        assert alice.delete("/v1/devices/d").status_code == 204
+        cursor.execute(" UNION ALL ".join(counts.format(t) for t in tables), [pk] * 3)
+        assert [row[0] for row in cursor.fetchall()] == [0, 0, 0]
+    assert orphans() == {}
+
+
+def test_deletes_racing_writes_leave_nothing_behind(alice, orphans):
+    """A write holds its device row; a delete of the device waits for it and then removes what
+    it wrote, and a write that comes after the delete finds no device (404)."""
+    book = [
+        {"contactId": f"c{n}", "contactEntries": [{"type": "tel", "uri": f"+1555124{n:04d}"}]}
+        for n in range(300)
+    ]
+    for round_ in range(8):
+        device = f"race-{round_}"
+        alice.register(device)
+
+        def act(n: int, device=device) -> int:
+            client = ContactsClient(alice.base_url, account=alice.account)  # a session each
+            try:
+                if n == 0:
+                    return client.delete(f"/v1/devices/{device}").status_code
+                return client.patch_contacts(device, book[n * 50 : n * 50 + 100]).status_code
+            finally:
+                client.close()
+
+        statuses = in_parallel(4, act)
+        assert statuses[0] == 204
+        assert set(statuses[1:]) <= {200, 404}
+        assert alice.get(f"/v1/devices/{device}").status_code == 404
+    assert orphans() == {}
 
 
 @pytest.mark.parametrize(

@@ -63,3 +63,51 @@ def test_a_body_at_the_limit_keeps_the_worker_under_400_mib(alice, contacts_serv
     assert len(fetched.json()["contacts"]) == response.json()["upserted"]
     peaks = {pid: peak_mib(pid) for pid in workers}
     assert max(peaks.values()) < CEILING_MIB, peaks
+
+
+def status_mib(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+# One value of 30 MiB. A single character outside the BMP (the emoji) makes Python hold a text
+# containing it at 4 bytes per character: parsed whole, this body took a worker to 675 MiB and
+# left 270 MiB held after the answer.
+_LONG = b"a" * (30 << 20) + "😀".encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "where"),
+    [
+        (b'{"upsert":[{"contactId":"a","notes":"' + _LONG + b'"}]}', 422, "upsert.0"),
+        (b'{"delete":["ok","' + _LONG + b'"]}', 422, "delete.1"),
+        (b'{"upsert":[],"x":"' + _LONG + b'"}', 422, "x"),
+        (b'{"upsert":[{"contactId":"a" "x"},{"notes":"' + _LONG + b'"}]}', 400, None),
+    ],
+    ids=["a-contact", "an-id-to-delete", "another-field", "a-broken-value-before-it"],
+)
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
+def test_one_huge_value_is_refused_without_parsing_it(
+    alice, contacts_server, body, status, where, encoding
+):
+    headers = {"Content-Type": "application/json"}
+    if encoding == "gzip":
+        body, headers["Content-Encoding"] = gzip.compress(body, 6), "gzip"
+    workers = [pid for pid in process_tree(contacts_server.process.pid)][:-1]
+    before = {pid: status_mib(pid, "VmRSS") for pid in workers}
+    for pid in workers:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")  # restart the VmHWM high-water mark
+    alice.register("huge-value")
+    response = alice.patch(
+        "/v1/devices/huge-value/contacts", data=body, headers=headers, timeout=300
+    )
+    assert response.status_code == status, response.text
+    if where:
+        assert list(response.json()["details"]) == [where]
+    peaks = {pid: status_mib(pid, "VmHWM") - before[pid] for pid in workers}
+    assert max(peaks.values()) < 150, peaks  # MiB above the worker before the request
+    kept = {pid: status_mib(pid, "VmRSS") - before[pid] for pid in workers}
+    assert max(kept.values()) < 64, kept  # what the request leaves held once answered
+    assert alice.get("/v1/devices/huge-value").json()["contact_count"] == 0

@@ -131,6 +131,22 @@ def test_check_config(contacts_config):
     assert "PostgreSQL" in unreachable.stderr and "SSO" in unreachable.stderr
 
 
+def test_a_database_not_in_utf8_is_refused_before_serving(contacts_config):
+    """In LATIN1 the first contact with an emoji would fail its upload (it was a 500):
+    check-config says so, and migrate (which serve runs first) refuses to start."""
+    latin1 = PostgresDatabase().create(encoding="LATIN1")
+    try:
+        env = {**contacts_config, "CONTACTS_DATABASE_URL": latin1.url}
+        checked = _cli("check-config", env=env)
+        assert checked.returncode == 1
+        assert "LATIN1" in checked.stderr and "UTF8" in checked.stderr
+        migrated = _cli("migrate", env=env)
+        assert migrated.returncode == 2
+        assert "LATIN1" in migrated.stderr and "Traceback" not in migrated.stderr
+    finally:
+        latin1.drop()
+
+
 def test_serve_migrates_a_fresh_database_first(contacts_config, new_account):
     fresh = PostgresDatabase().create()
     server = None

@@ -8,10 +8,11 @@ import contextlib
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from contacts_service.app import create_app
 from contacts_service.extensions import db
+from contacts_service.repository import pg_array
 from tests.support.servers import free_port
 
 
@@ -146,3 +147,30 @@ def test_account_rows_are_written_only_when_introspection_changes(
     changed = stored()
     assert changed[0] > first[0]
     assert changed[1] == ["+15557654321"] and changed[2] == ["+15557654321"]
+
+
+@pytest.mark.parametrize(
+    ("values", "cast"),
+    [
+        (["a", "b", "c"], "text[]"),
+        (['say "hi"', "back\\slash", '\\"', "\\"], "text[]"),
+        ([None, "NULL", "", "null"], "text[]"),
+        (["", "", ""], "text[]"),
+        (["zoë ☕ 太郎", "{,}", " spaced ", "a,b", "{}"], "text[]"),
+        (['","', '"', "x"], "text[]"),
+        ([1, 0, -7, 65535], "integer[]"),
+        ([], "text[]"),
+        ([], "integer[]"),
+    ],
+    ids=["plain", "quotes-and-backslashes", "nulls", "empty-strings", "syntax-characters",
+         "joiner-inside-a-value", "integers", "empty-text", "empty-integers"],
+)  # fmt: skip
+def test_array_literals_read_back_as_the_values(app, values, cast):
+    """pg_array's literal, cast in PostgreSQL, is exactly the list (the fast path for values
+    with nothing to escape and the escaping path agree)."""
+    with app.app_context():
+        got = db.session.execute(
+            text(f"SELECT CAST(:a AS {cast})"), {"a": pg_array(values)}
+        ).scalar()
+        db.session.rollback()
+    assert got == values

@@ -28,7 +28,7 @@ INDENTS = [None, 0, 2, "\t"]
 
 def streamed(schema, text: str):
     try:
-        return ("loaded", api.load(schema, text.encode(), loader=schema.load_json_bytes))
+        return ("loaded", api.load(schema, text.encode(), loader=schema.load_json_body))
     except ApiError as exc:
         return (exc.status, exc.error, exc.details)
 
@@ -123,7 +123,7 @@ def test_broken_bodies_are_400_like_the_whole_body_parser(app, text):  # noqa: F
 def test_bodies_that_are_not_utf8_are_400(app, raw):  # noqa: F811
     schema = PatchContactsSchema()
     with app.app_context(), pytest.raises(ApiError) as caught:
-        api.load(schema, raw, loader=schema.load_json_bytes)
+        api.load(schema, raw, loader=schema.load_json_body)
     assert (caught.value.status, caught.value.error) == (400, "invalid_json")
 
 

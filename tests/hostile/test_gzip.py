@@ -69,6 +69,56 @@ def test_bad_gzip_uploads_are_refused_and_store_nothing(phone, data, status, err
     assert (device["revision"], device["contact_count"]) == (0, 0)
 
 
+# The upload is parsed as it arrives, so its JSON can fail before the body's end is read:
+# an error of the body as a whole (too large, broken gzip) must still win, as it does when
+# the body is read whole before it is parsed.
+_PAD = b" " * (40 << 20)  # whitespace: 40 MiB decoded, past the 32 MiB limit
+_MORE = b" " * (3 << 20)  # more than the reader's first window (1 MiB), under the limit
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "message"),
+    [
+        (gzip.compress(b"[" + _PAD), 413, "too large"),
+        (gzip.compress(b'{"upsert": [] junk' + _PAD), 413, "too large"),
+        (gzip.compress(b'{"upsert": [' + b"1," * 50_001 + _PAD), 413, "too large"),
+        (gzip.compress(b'{"upsert": [] junk' + _MORE)[:-40], 400, "not valid gzip"),
+        (gzip.compress(b'{"upsert": [] junk' + _MORE) + b"junk", 400, "not valid gzip"),
+        (gzip.compress(b'{"upsert": [' + b"1," * 50_001 + _MORE) + b"junk", 400, "not valid gzip"),
+    ],
+    ids=["not-an-object-then-too-large", "syntax-error-then-too-large",
+         "too-many-then-too-large", "syntax-error-then-truncated", "syntax-error-then-garbage",
+         "too-many-then-garbage"],
+)  # fmt: skip
+def test_an_error_of_the_whole_body_wins_over_an_early_json_error(phone, data, status, message):
+    response = send_gzip(phone, data)
+    assert response.status_code == status, response.text
+    assert message in response.json()["message"]
+    device = phone.get("/v1/devices/phone").json()
+    assert (device["revision"], device["contact_count"]) == (0, 0)
+
+
+def test_a_book_sent_in_small_chunks_is_stored_as_sent(phone):
+    """Chunked, in pieces far smaller than the reader's window, with multi-byte characters
+    cut between pieces."""
+    body = {"upsert": [
+        {"contactId": f"c{n}", "displayName": f"Zoë ☕ {n} 太郎", "contactEntries": [
+            {"entryId": "e", "type": "tel", "uri": f"+1555123{n:04d}"}]}
+        for n in range(400)
+    ]}  # fmt: skip
+    data = json.dumps(body, ensure_ascii=False).encode()
+    response = phone.patch(
+        "/v1/devices/phone/contacts",
+        data=(data[start : start + 997] for start in range(0, len(data), 997)),
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    stored = phone.book("phone")
+    assert {key: {k: v for k, v in c.items() if k != "checksum"} for key, c in stored.items()} == {
+        contact["contactId"]: contact for contact in body["upsert"]
+    }
+
+
 def test_a_phone_that_accepts_gzip_gets_the_book_gzipped(phone):
     phone.upsert("phone", book(300)["upsert"])
     url = "/v1/devices/phone/contacts"

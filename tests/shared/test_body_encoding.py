@@ -11,7 +11,7 @@ import json
 import pytest
 from flask import Flask, Response, jsonify, request
 
-from shared.body import json_object, register_body_limit
+from shared.body import json_object, register_body_limit, request_bytes, request_stream
 from shared.compression import register_compression
 from shared.errors import register_error_handlers
 
@@ -28,6 +28,20 @@ def client():
     @app.post("/echo")
     def echo():
         return jsonify(json_object())
+
+    @app.post("/pieces")
+    def pieces():
+        """The body read through request_stream in small pieces, as the upload reader does."""
+        body, read = request_stream(), []
+        while piece := body.read(7):
+            assert len(piece) <= 7
+            read.append(piece)
+        return jsonify(size=sum(map(len, read)), text=b"".join(read).decode())
+
+    @app.post("/whole")
+    def whole():
+        data = request_bytes()
+        return jsonify(size=len(data), text=data.decode())
 
     @app.get("/big")
     def big():
@@ -154,3 +168,43 @@ def test_a_304_carries_vary_and_the_etag_as_the_client_holds_it(client):
     assert response.status_code == 304
     assert response.headers["ETag"] == weak
     assert "Accept-Encoding" in response.headers["Vary"]
+
+
+_TEXT = b'{"a": "' + "zoë ☕ ".encode() * 300 + b'"}'
+
+
+@pytest.mark.parametrize(
+    ("data", "headers"),
+    [
+        (_TEXT, {}),
+        (gzip.compress(_TEXT), {"Content-Encoding": "gzip"}),
+        (gzip.compress(_TEXT[:900]) + gzip.compress(_TEXT[900:]), {"Content-Encoding": "gzip"}),
+        (_TEXT, {"Transfer-Encoding": "chunked"}),
+        (gzip.compress(_TEXT), {"Content-Encoding": "gzip", "Transfer-Encoding": "chunked"}),
+        (gzip.compress(b'{"a": "' + b"0" * LIMIT + b'"}'), {"Content-Encoding": "gzip"}),
+        (gzip.compress(_TEXT)[:-6], {"Content-Encoding": "gzip"}),
+        (gzip.compress(b"{}") * 9, {"Content-Encoding": "gzip"}),
+        (gzip.compress(b"{}") + b"junk", {"Content-Encoding": "gzip"}),
+        (b"", {"Content-Encoding": "gzip"}),
+        (b'{"a": "' + b"0" * LIMIT + b'"}', {"Transfer-Encoding": "chunked"}),
+    ],
+    ids=[
+        "plain", "gzip", "two-members", "chunked", "chunked-gzip", "bomb", "truncated",
+        "nine-members", "trailing-garbage", "empty-gzip", "chunked-over-limit",
+    ],
+)  # fmt: skip
+def test_the_streamed_body_is_the_whole_body_piece_by_piece(client, data, headers):
+    """request_stream gives the bytes request_bytes gives, and fails where it fails, with
+    the same status and message."""
+    chunked = "Transfer-Encoding" in headers
+    answers = [
+        client.post(
+            path,
+            data=None if chunked else data,
+            input_stream=io.BytesIO(data) if chunked else None,
+            headers={"Content-Type": "application/json", **headers},
+        )
+        for path in ("/whole", "/pieces")
+    ]
+    whole, pieces = ((answer.status_code, answer.json) for answer in answers)
+    assert whole == pieces

@@ -124,8 +124,14 @@ class PostgresDatabase:
         finally:
             conn.close()
 
-    def create(self) -> PostgresDatabase:
-        self._admin(f'CREATE DATABASE "{self.name}"')
+    def create(self, encoding: str | None = None) -> PostgresDatabase:
+        """`encoding`: another server encoding than the cluster's default (UTF8)."""
+        with_encoding = (
+            f" ENCODING '{encoding}' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+            if encoding
+            else ""
+        )
+        self._admin(f'CREATE DATABASE "{self.name}"{with_encoding}')
         return self
 
     def drop(self) -> None:

@@ -1,0 +1,61 @@
+"""Uploads that arrive slowly. The Contacts service reads a body as it arrives (it is parsed
+piece by piece), so a client that sends its body slowly, or stops halfway, keeps its request
+open that long: it must not keep a pooled database connection with it, or a handful of such
+clients would take the pool and every other account would get 503."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.support.clients import contacts_env
+from tests.support.servers import ServiceProcess
+
+POOL = 2  # connections per worker (and as many again in overflow)
+
+
+@pytest.fixture(scope="module")
+def tiny_pool(postgres_database, sso_server, hostile_contacts):
+    # Started after hostile_contacts, so the schema migration has run once already.
+    env = contacts_env(postgres_database.url, sso_server.url, CONTACTS_DB_POOL_SIZE=str(POOL))
+    server = ServiceProcess("contacts_service", env, workers=1).start()
+    yield server
+    server.stop()
+
+
+def start_slow_upload(url: str, token: str) -> socket.socket:
+    """Headers and the first bytes of a 100 kB PATCH body; the rest never comes."""
+    parts = urlsplit(url)
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
+    sock.sendall(
+        (
+            "PATCH /v1/devices/phone/contacts HTTP/1.1\r\n"
+            f"Host: {parts.netloc}\r\n"
+            f"Authorization: Bearer {token}\r\n"
+            "Content-Type: application/json\r\n"
+            "Content-Length: 100000\r\n\r\n"
+            '{"upsert": ['
+        ).encode()
+    )
+    return sock
+
+
+def test_slow_uploads_leave_the_database_to_other_accounts(tiny_pool, make_user):
+    slow, other = make_user(), make_user()
+    slow_client, other_client = slow.client(tiny_pool), other.client(tiny_pool)
+    assert slow_client.put_device("phone").status_code == 201
+    sockets = [start_slow_upload(tiny_pool.url, slow.token) for _ in range(3 * POOL)]
+    try:
+        # Each slow upload is past authentication (its account synced) and waiting for the
+        # rest of its body; another account's requests still get a connection.
+        for _ in range(3):
+            response = other_client.request("GET", "/v1/devices", timeout=30)
+            assert response.status_code == 200, response.text
+        assert other_client.put_device("tablet").status_code == 201
+    finally:
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
