@@ -170,6 +170,15 @@ def lock_account(account_id: int) -> None:
     )
 
 
+def account_exists(account_id: int) -> bool:
+    """Whether the account row is there, locked against deletion (FOR KEY SHARE) until commit,
+    so a device inserted for it cannot lose its account before the insert's key check."""
+    return (
+        _execute("SELECT 1 FROM accounts WHERE id = :a FOR KEY SHARE", a=account_id).scalar()
+        is not None
+    )
+
+
 def device_count(account_id: int) -> int:
     return _execute("SELECT count(*) FROM devices WHERE account_id = :a", a=account_id).scalar()
 

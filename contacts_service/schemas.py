@@ -28,7 +28,7 @@ from marshmallow import (
 )
 
 from contacts_service.checksums import MAX_BITS, parse_block_id
-from contacts_service.upload import load_upload
+from contacts_service.upload import load_upload, value_cap
 from shared import text
 from shared.errors import ApiError
 from shared.text import validator
@@ -351,8 +351,9 @@ def _load_upload(schema: Schema, body: bytes | BinaryIO, key: str) -> dict:
         key,
         _UPLOADED_CONTACT,
         limit,
-        lambda _: _too_many(key, limit, f"more than {limit}"),
+        lambda which: _too_many(which, limit, f"more than {limit}"),
         lambda contact: plain_text(contact, max_entries, max_bytes),
+        value_cap(max_bytes),
     )
 
 

@@ -123,23 +123,27 @@ def _syntax(message: str) -> ApiError:
     return ApiError(400, "invalid_json", "The request body is not valid JSON.", {"body": [message]})
 
 
-# A single JSON value (one contact, one id to delete, any other field) of more bytes than this
-# is refused as soon as that is known, without parsing it: a contact may hold 64 KiB of compact
-# JSON (CONTACTS_MAX_CONTACT_BYTES), so 1 MiB leaves room for any indentation a client adds,
-# and parsing a 30 MiB value whole would cost up to 4 bytes per character for its text (one
-# emoji in it is enough) and as much again for the parsed result.
-VALUE_CAP = 1 << 20
+# A single JSON value (one contact, one id to delete, any other field) of more bytes than
+# value_cap(CONTACTS_MAX_CONTACT_BYTES) is refused as soon as that is known, without parsing it:
+# parsing a 30 MiB value whole would cost up to 4 bytes per character for its text (one emoji
+# in it is enough) and as much again for the parsed result. 16 times the contact limit (at
+# least 1 MiB) leaves room for any indentation a client adds to its largest contact.
+MIN_VALUE_CAP = 1 << 20
+
+
+def value_cap(max_contact_bytes: int) -> int:
+    return max(MIN_VALUE_CAP, 16 * max_contact_bytes)
 
 
 class ValueTooLarge(Exception):
-    """A JSON value longer than VALUE_CAP bytes (see _Reader.value)."""
+    """A JSON value longer than the reader's cap (see _Reader.value)."""
 
 
 def _may_be_cut_off(error: json.JSONDecodeError, length: int) -> bool:
     """Whether a decode error of a window's text may only mean the value goes on past the
     window: a string still open, or an error at the very end (a cut literal, number, escape
     or surrogate pair is at most 12 characters). Any other error is in the body whatever
-    follows, so reading on (growing the window up to VALUE_CAP) would change nothing."""
+    follows, so reading on (growing the window up to the cap) would change nothing."""
     return error.msg.startswith("Unterminated string") or error.pos >= length - 16
 
 
@@ -157,8 +161,9 @@ class _Reader:
 
     WINDOW = 1 << 18  # bytes
 
-    def __init__(self, read: Callable[[int], bytes]):
+    def __init__(self, read: Callable[[int], bytes], cap: int = MIN_VALUE_CAP):
         self._read = read
+        self.cap = cap
         self._buffer = bytearray()
         self._buffer_start = 0  # the body offset of _buffer[0]
         self._ended = False
@@ -217,7 +222,7 @@ class _Reader:
 
     def value(self, position: int) -> tuple[Any, int]:
         """The JSON value at (or after whitespace from) `position` and the position after it.
-        ValueTooLarge when it does not end within VALUE_CAP bytes."""
+        ValueTooLarge when it does not end within `cap` bytes."""
         position = self.skip(position)
         while True:
             try:
@@ -243,11 +248,11 @@ class _Reader:
                 )
             ):
                 return value, end
-            if position == 0 and self.bytes >= VALUE_CAP:
+            if position == 0 and self.bytes >= self.cap:
                 raise ValueTooLarge()
             # A window that already starts at the value is too small for it: double it (+ 4:
             # the end backs off to a character boundary, and a character has up to 4 bytes).
-            size = min(2 * self.bytes, VALUE_CAP) + 4 if position == 0 else None
+            size = min(2 * self.bytes, self.cap) + 4 if position == 0 else None
             position = self._move_to(position, size)
 
     def at_end(self, position: int) -> bool:
@@ -259,13 +264,16 @@ def walk_object(
     array_key: str,
     on_item: Callable[[int, Any], Any],
     on_key: Callable[[], None] = lambda: None,
+    other_arrays: Callable[[str], Callable[[int, Any], Any]] = lambda key: _as_is,
 ) -> tuple[dict, list | None]:
     """Parse the JSON object `reader` reads; the elements of `array_key`'s array are parsed one
     by one and handed to `on_item(index, value)`, whose results are returned in a list (None
     when the key is absent or its value is not an array; the value is then in the dict like
     any other). The dict holds every other key, and `array_key` mapped to [] when it was an
-    array; other arrays are read item by item too, so only single values meet VALUE_CAP (a
-    list of 50,000 ids to delete is fine, one 2 MiB id is not: ValidationError naming it).
+    array; other arrays are read item by item too, each item through `other_arrays(key)`
+    (which may refuse an item too many, or keep nothing of an array the schema will refuse
+    anyway), so only single values meet the reader's cap (a list of 50,000 ids to delete is
+    fine, one 2 MiB id is not: ValidationError naming it).
     Duplicate keys: the last one wins, as with json.loads; `on_key()` is called each time
     `array_key` starts, so the caller can forget what it noted about an earlier one."""
     char, position = reader.char(0)
@@ -292,7 +300,7 @@ def walk_object(
                 items, position = _walk_array(reader, position + 1, on_item, path)
                 fields[key] = []
             elif char == "[":
-                fields[key], position = _walk_array(reader, position + 1, _as_is, path)
+                fields[key], position = _walk_array(reader, position + 1, other_arrays(key), path)
                 if key == array_key:
                     items = None
             else:
@@ -316,11 +324,11 @@ def _as_is(_index: int, value: Any) -> Any:
 
 
 def _capped(reader: _Reader, position: int, path: str) -> tuple[Any, int]:
-    """reader.value, with a value over VALUE_CAP reported as a validation error at `path`."""
+    """reader.value, a value over the reader's cap reported as a validation error at `path`."""
     try:
         return reader.value(position)
     except ValueTooLarge:
-        raise ValidationError({path: [f"More than {VALUE_CAP} bytes of JSON."]}) from None
+        raise ValidationError({path: [f"More than {reader.cap} bytes of JSON."]}) from None
 
 
 def _walk_array(
@@ -348,15 +356,16 @@ def load_upload(
     array_key: str,
     contact_field,
     limit: int,
-    too_many: Callable[[int], ApiError],
+    too_many: Callable[[str], ApiError],
     plain_text: Callable[[Any], str | None] | None = None,
+    cap: int = MIN_VALUE_CAP,
 ) -> dict:
     """The body of a PATCH (`array_key` "upsert") or PUT ("contacts") as the schema would load
     it, with the contacts as PreparedContacts. `body`: its bytes, or anything with `read(n)`
     (shared.body.RequestBody, read as the parse goes). Raises ApiError (400 syntax, 422 too many) or
     ValidationError (the schema's field messages). `plain_text(contact)`: the fast path, the
     contact's JSON text when it is plainly valid (else None and `contact_field` decides)."""
-    reader = _Reader(io.BytesIO(body).read if isinstance(body, bytes) else body.read)
+    reader = _Reader(io.BytesIO(body).read if isinstance(body, bytes) else body.read, cap)
     # What was noted about the contacts array; a later duplicate of its key starts afresh (the
     # last one is the body's, as for json.loads).
     errors: dict[int, Any] = {}
@@ -373,7 +382,7 @@ def load_upload(
         if index >= limit:
             # Refused without reading on, so a body of millions of tiny items costs little
             # (the rest of the body, even if malformed, is not looked at).
-            raise too_many(limit)
+            raise too_many(array_key)
         if surrogates or (reader.escapes and _has_surrogates(value)):
             surrogates = True  # the body is refused as a whole: nothing more to prepare
             return None
@@ -386,7 +395,19 @@ def load_upload(
                 return None
         return prepare_contact(value, f"{array_key}.{index}", text, entry_ids)
 
-    fields, prepared = walk_object(reader, array_key, prepare, restart)
+    def other_array(key: str) -> Callable[[int, Any], Any]:
+        """Items of another top-level array: kept for the schema's fields (`delete`), up to the
+        same limit; of an unknown key (the schema refuses it whatever it holds) only counted."""
+        keep = key in schema.fields
+
+        def item(index: int, value: Any) -> Any:
+            if index >= limit:
+                raise too_many(key)
+            return value if keep else None
+
+        return item
+
+    fields, prepared = walk_object(reader, array_key, prepare, restart, other_array)
     if (prepared is not None and surrogates) or (reader.escapes and _has_surrogates(fields)):
         raise _not_unicode()
     messages: dict = {}

@@ -119,6 +119,15 @@ class RequestBody:
             pass
 
 
+def _read_from(stream, size: int) -> bytes:
+    """stream.read(size); a client gone or a broken chunk framing is the client's 400, not
+    the service's 500 (gunicorn raises NoMoreData, InvalidChunkSize... — OSErrors — for those)."""
+    try:
+        return stream.read(size)
+    except OSError:
+        raise ClientDisconnected() from None
+
+
 class _SizedBody:
     def __init__(self, stream, length: int):
         self.stream, self.remaining = stream, length
@@ -126,7 +135,7 @@ class _SizedBody:
     def read(self, size: int) -> bytes:
         if not self.remaining:
             return b""
-        data = self.stream.read(min(size, self.remaining))
+        data = _read_from(self.stream, min(size, self.remaining))
         if not data:
             raise ClientDisconnected()
         self.remaining -= len(data)
@@ -141,7 +150,7 @@ class _ChunkedBody:
     def read(self, size: int) -> bytes:
         if self.left <= 0:
             raise RequestEntityTooLarge()
-        data = self.stream.read(min(size, self.left))
+        data = _read_from(self.stream, min(size, self.left))
         self.left -= len(data)
         if self.left <= 0:
             raise RequestEntityTooLarge()

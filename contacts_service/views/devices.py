@@ -95,6 +95,11 @@ def _register(account_id: int, device_id: str, given: dict) -> DeviceRow | None:
     The account row is locked first, so concurrent registrations cannot pass the quota."""
     limit = app_state().settings.max_devices_per_account
     repository.lock_account(account_id)
+    if not repository.account_exists(account_id):
+        # Erased (contacts-server accounts erase) while this request was under way (its
+        # account sync is committed before the body is read): a 404, as a write to a device
+        # of a gone account gets, not the foreign key's 500.
+        raise not_found()
     if repository.get_device(account_id, device_id) is not None:
         return None  # registered meanwhile by a concurrent request: an update, not a new one
     if repository.device_count(account_id) >= limit:

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 import secrets
+import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import psycopg2
 import pytest
@@ -637,6 +640,37 @@ def test_database_is_untouched_by_a_refused_erase(ops, api, new_account, postgre
             (account.cloud_id, account.username),
         )
         assert cursor.fetchone()[0] == 1
+
+
+def test_erase_during_a_slow_device_registration_is_a_404(ops, api, new_account, orphans):
+    """The account sync is committed before a body is read, so an erase can land while a
+    registration's body is still arriving: the registration then finds no account (404), not
+    the devices foreign key (it was a 500)."""
+    account = new_account()
+    client = api.as_(account)
+    assert client.get("/v1/devices").status_code == 200  # the account exists
+    parts = urlsplit(client.base_url)
+    body = b'{"name": "slow phone"}'
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+        sock.sendall(
+            (
+                "PUT /v1/devices/slow HTTP/1.1\r\n"
+                f"Host: {parts.netloc}\r\n"
+                f"Authorization: Bearer {client.token}\r\n"
+                "Content-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            ).encode()
+            + body[:5]
+        )
+        time.sleep(0.5)  # past authentication, waiting for the rest of the body
+        erased = post(ops, ERASE, account_body(account))
+        assert erased.status_code == 200, erased.text
+        sock.sendall(body[5:])
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 404"), answer[:300]
+    assert orphans() == {}
 
 
 def test_erase_while_the_account_writes(ops, api, new_account, orphans):

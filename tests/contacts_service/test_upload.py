@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from flask import Flask
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from marshmallow import ValidationError
 
 from contacts_service.api import api
 from contacts_service.schemas import PatchContactsSchema, PutContactsSchema
@@ -278,3 +280,23 @@ def test_details_keep_the_schema_order_under_the_cap(app):  # noqa: F811
         ours = streamed(PatchContactsSchema(), text)
         assert ours == reference(ReferencePatch(), text, "upsert")
     assert ours[0] == 422
+
+
+def test_the_value_cap_follows_the_contact_size_limit():
+    """A provider that raises CONTACTS_MAX_CONTACT_BYTES (large photos in contacts) gets
+    contacts up to it; the per-value cap is 16 times the limit, at least 1 MiB."""
+    limits = Flask("cap-test")
+    limits.config.update(
+        CONTACTS_MAX_CONTACTS_PER_DEVICE=100,
+        CONTACTS_MAX_ENTRIES_PER_CONTACT=500,
+        CONTACTS_MAX_CONTACT_BYTES=4 * 1024 * 1024,
+    )
+    contact = {"contactId": "big", "notes": "x" * (1536 * 1024)}  # 1.5 MiB of JSON
+    body = json.dumps({"upsert": [contact]}).encode()
+    with limits.app_context():
+        loaded = PatchContactsSchema().load_json_body(body)
+    assert [c.contact_id for c in loaded["upsert"]] == ["big"]
+    limits.config["CONTACTS_MAX_CONTACT_BYTES"] = 65536
+    with limits.app_context(), pytest.raises(ValidationError) as refused:
+        PatchContactsSchema().load_json_body(body)
+    assert refused.value.messages == {"upsert.0": ["More than 1048576 bytes of JSON."]}

@@ -59,3 +59,29 @@ def test_slow_uploads_leave_the_database_to_other_accounts(tiny_pool, make_user)
         for sock in sockets:
             with contextlib.suppress(OSError):
                 sock.close()
+
+
+def test_a_chunked_upload_cut_off_is_the_clients_400(tiny_pool, make_user):
+    """The client half-closes inside a chunk: gunicorn's NoMoreData is a 400 for the client,
+    not a 500 with a traceback in the log."""
+    user = make_user()
+    assert user.client(tiny_pool).put_device("phone").status_code == 201
+    parts = urlsplit(tiny_pool.url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+        sock.sendall(
+            (
+                "PATCH /v1/devices/phone/contacts HTTP/1.1\r\n"
+                f"Host: {parts.netloc}\r\n"
+                f"Authorization: Bearer {user.token}\r\n"
+                "Content-Type: application/json\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n"
+                "100\r\n"
+                '{"upsert": ['
+            ).encode()
+        )
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:300]
+    assert b"unhandled error" not in tiny_pool.log_path.read_bytes()
