@@ -16,6 +16,7 @@ from contacts_service.address_book import Caller
 from contacts_service.extensions import db
 from contacts_service.sso_client import SsoUnavailable
 from contacts_service.state import app_state
+from shared.body import has_body
 from shared.errors import ApiError
 from shared.phone import region_of_numbers, to_e164
 
@@ -30,14 +31,6 @@ def _invalid_token(message: str, error: str | None = None) -> ApiError:
     if error:
         challenge += f', error="{error}"'
     return ApiError(401, "invalid_token", message, headers={"WWW-Authenticate": challenge})
-
-
-def _has_body() -> bool:
-    environ = request.environ
-    return (
-        environ.get("CONTENT_LENGTH", "0") not in ("", "0")
-        or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
-    )
 
 
 def bearer_token() -> str | None:
@@ -74,7 +67,7 @@ def authenticate() -> None:
     account_id = repository.sync_account(
         identity.cloud_id, identity.username, list(numbers), identity.sip_uri
     )
-    if _has_body():
+    if has_body():
         # The body is read (and an upload parsed) as it arrives, which takes as long as the
         # client takes to send it: the account sync is committed first so that no pooled
         # connection waits idle in a transaction meanwhile (a few slow uploads would hold the

@@ -52,6 +52,15 @@ def request_stream() -> RequestBody:
     return stream
 
 
+def has_body() -> bool:
+    """Whether the request says a body follows (a non-zero Content-Length, or chunked)."""
+    environ = request.environ
+    return (
+        environ.get("CONTENT_LENGTH", "0") not in ("", "0")
+        or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    )
+
+
 def request_body_size() -> int:
     """Bytes of the decoded body read so far in this request (0 when none was read)."""
     stream = g.get("_request_stream")

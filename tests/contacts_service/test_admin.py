@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlsplit
 
 import psycopg2
 import pytest
@@ -34,6 +32,7 @@ from tests.support.admin import (
     basic,
 )
 from tests.support.clients import ContactsClient, introspect
+from tests.support.raw_http import read_answer, send_head
 from tests.support.servers import ServiceProcess
 from tests.support.stack import login, sso_env
 
@@ -649,26 +648,19 @@ def test_erase_during_a_slow_device_registration_is_a_404(ops, api, new_account,
     account = new_account()
     client = api.as_(account)
     assert client.get("/v1/devices").status_code == 200  # the account exists
-    parts = urlsplit(client.base_url)
     body = b'{"name": "slow phone"}'
-    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
-        sock.sendall(
-            (
-                "PUT /v1/devices/slow HTTP/1.1\r\n"
-                f"Host: {parts.netloc}\r\n"
-                f"Authorization: Bearer {client.token}\r\n"
-                "Content-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-            ).encode()
-            + body[:5]
-        )
+    headers = {
+        "Authorization": f"Bearer {client.token}",
+        "Content-Type": "application/json",
+        "Content-Length": str(len(body)),
+        "Connection": "close",
+    }
+    with send_head(client.base_url, "PUT", "/v1/devices/slow", headers, body[:5]) as sock:
         time.sleep(0.5)  # past authentication, waiting for the rest of the body
         erased = post(ops, ERASE, account_body(account))
         assert erased.status_code == 200, erased.text
         sock.sendall(body[5:])
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
+        answer = read_answer(sock)
     assert answer.startswith(b"HTTP/1.1 404"), answer[:300]
     assert orphans() == {}
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from urllib.parse import urlsplit
 
 import pytest
 
 from tests.support.clients import contacts_env
+from tests.support.raw_http import read_answer, send_head
 from tests.support.servers import ServiceProcess
 
 POOL = 2  # connections per worker (and as many again in overflow)
@@ -26,21 +26,14 @@ def tiny_pool(postgres_database, sso_server, hostile_contacts):
     server.stop()
 
 
-def start_slow_upload(url: str, token: str) -> socket.socket:
+def start_slow_upload(url: str, token: str):
     """Headers and the first bytes of a 100 kB PATCH body; the rest never comes."""
-    parts = urlsplit(url)
-    sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
-    sock.sendall(
-        (
-            "PATCH /v1/devices/phone/contacts HTTP/1.1\r\n"
-            f"Host: {parts.netloc}\r\n"
-            f"Authorization: Bearer {token}\r\n"
-            "Content-Type: application/json\r\n"
-            "Content-Length: 100000\r\n\r\n"
-            '{"upsert": ['
-        ).encode()
-    )
-    return sock
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": "application/json",
+        "Content-Length": "100000",
+    }
+    return send_head(url, "PATCH", "/v1/devices/phone/contacts", headers, b'{"upsert": [')
 
 
 def test_slow_uploads_leave_the_database_to_other_accounts(tiny_pool, make_user):
@@ -66,22 +59,14 @@ def test_a_chunked_upload_cut_off_is_the_clients_400(tiny_pool, make_user):
     not a 500 with a traceback in the log."""
     user = make_user()
     assert user.client(tiny_pool).put_device("phone").status_code == 201
-    parts = urlsplit(tiny_pool.url)
-    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
-        sock.sendall(
-            (
-                "PATCH /v1/devices/phone/contacts HTTP/1.1\r\n"
-                f"Host: {parts.netloc}\r\n"
-                f"Authorization: Bearer {user.token}\r\n"
-                "Content-Type: application/json\r\n"
-                "Transfer-Encoding: chunked\r\n\r\n"
-                "100\r\n"
-                '{"upsert": ['
-            ).encode()
-        )
+    headers = {
+        "Authorization": f"Bearer {user.token}",
+        "Content-Type": "application/json",
+        "Transfer-Encoding": "chunked",
+    }
+    path, first = "/v1/devices/phone/contacts", b'100\r\n{"upsert": ['
+    with send_head(tiny_pool.url, "PATCH", path, headers, first) as sock:
         sock.shutdown(socket.SHUT_WR)
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
+        answer = read_answer(sock)
     assert answer.startswith(b"HTTP/1.1 400"), answer[:300]
     assert b"unhandled error" not in tiny_pool.log_path.read_bytes()
