@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from contacts_service import notifications, repository
@@ -118,19 +118,13 @@ def _phone_pool() -> ThreadPoolExecutor:
         return _phone_threads
 
 
-def _numbers_beside(contacts: list[PreparedContact], fallback_region: str | None):
-    """A future-like handle whose result() is _numbers(contacts, fallback_region)."""
-    if len(contacts) < OVERLAP_MIN_CONTACTS:
-        return _Done(_numbers(contacts, fallback_region))
-    return _phone_pool().submit(_numbers, contacts, fallback_region)
-
-
-@dataclass
-class _Done:
-    value: NumberColumns
-
-    def result(self) -> NumberColumns:
-        return self.value
+def _numbers_beside(contacts: list[PreparedContact], fallback_region: str | None) -> Future:
+    """A future of _numbers(contacts, fallback_region), done at once for small slices."""
+    if len(contacts) >= OVERLAP_MIN_CONTACTS:
+        return _phone_pool().submit(_numbers, contacts, fallback_region)
+    done: Future = Future()
+    done.set_result(_numbers(contacts, fallback_region))
+    return done
 
 
 def write_contacts(
@@ -175,7 +169,8 @@ def write_contacts(
         numbers_of_slices.append(_numbers_beside(new + rewritten, region))
         repository.write_contact_rows(pk, revision, new, new=True)
         repository.write_contact_rows(pk, revision, rewritten, new=False)
-        changed += [c.contact_id for c in new + rewritten]
+        changed += [c.contact_id for c in new]
+        changed += [c.contact_id for c in rewritten]
         inserted.update(c.contact_id for c in new)
     numbers = NumberColumns.joined([future.result() for future in numbers_of_slices])
     contact_count = device.contact_count + len(inserted) - len(deleted)

@@ -205,10 +205,10 @@ def test_a_kept_connection_the_sso_closed_while_idle_is_replaced(server):
     assert len(seen) == 2 and len(set(seen)) == 2
 
 
-def answer_alice_twice(srv, delay: float, seen: list, extra_sent: threading.Event):
-    """A script answering token A as alice's, then an unasked-for copy of that answer
-    (`delay` seconds later, or in the same write); any other token is inactive."""
-    alices = http_answer(ACTIVE)
+def answer_a_then(srv, first: bytes, then: bytes, delay: float, seen: list, sent: threading.Event):
+    """A script answering token A with `first` and then `then` (`delay` seconds later, or in
+    the same write); any other token is inactive. `seen`: the client addresses, `sent`: set
+    once `then` is out."""
 
     def script(handler):
         seen.append(handler.client_address)
@@ -216,12 +216,12 @@ def answer_alice_twice(srv, delay: float, seen: list, extra_sent: threading.Even
             handler.wfile.write(http_answer(INACTIVE))
             return
         if delay:
-            handler.wfile.write(alices)
+            handler.wfile.write(first)
             time.sleep(delay)
-            handler.wfile.write(alices)
+            handler.wfile.write(then)
         else:
-            handler.wfile.write(alices + alices)
-        extra_sent.set()
+            handler.wfile.write(first + then)
+        sent.set()
 
     return script
 
@@ -239,7 +239,8 @@ def test_an_extra_copy_of_alices_answer_is_never_read_as_the_next_tokens_answer(
     inactive: it is not served as alice, and it goes over a connection of its own."""
     srv = request.getfixturevalue("server" if transport == "http" else "tls_server")
     extra_sent, seen = threading.Event(), []
-    srv.script = answer_alice_twice(srv, delay, seen, extra_sent)
+    alices = http_answer(ACTIVE)  # the answer, then an unasked-for copy of it
+    srv.script = answer_a_then(srv, alices, alices, delay, seen, extra_sent)
     if transport == "http":
         sso = client(srv)
     else:
@@ -264,22 +265,8 @@ def test_bytes_sent_after_an_answer_that_has_no_body_are_never_read_as_the_next_
     smuggled = http_answer(ACTIVE)
     head = f"HTTP/1.1 {status} Whatever\r\nContent-Length: {len(smuggled)}\r\n\r\n".encode()
     sent = threading.Event()
-    seen = []
-
-    def script(handler):
-        seen.append(handler.client_address)
-        if token_of(server) != b"A":
-            handler.wfile.write(http_answer(INACTIVE))
-            return
-        if delay:
-            handler.wfile.write(head)
-            time.sleep(delay)
-            handler.wfile.write(smuggled)
-        else:
-            handler.wfile.write(head + smuggled)
-        sent.set()
-
-    server.script = script
+    seen: list = []
+    server.script = answer_a_then(server, head, smuggled, delay, seen, sent)
     sso = client(server)
     with pytest.raises(SsoUnavailable, match=str(status)):
         sso.introspect("A")
