@@ -52,11 +52,11 @@ def _slices(contacts: list[PreparedContact]):
     start, size = 0, 0
     for index, contact in enumerate(contacts):
         if index > start and (
-            index - start >= WRITE_SLICE or size + len(contact.document) > WRITE_SLICE_BYTES
+            index - start >= WRITE_SLICE or size + contact.size > WRITE_SLICE_BYTES
         ):
             yield start, index
             start, size = index, 0
-        size += len(contact.document)
+        size += contact.size
     if start < len(contacts):
         yield start, len(contacts)
 

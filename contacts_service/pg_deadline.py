@@ -72,14 +72,33 @@ def statement_timeout_per_transaction(engine: Engine, statement_timeout_seconds:
         connection.exec_driver_sql(statement)
 
 
+def _has_input(dbapi_connection) -> bool:
+    """Whether anything arrived on an idle connection since its last answer, without waiting.
+
+    PostgreSQL sends nothing unasked to an idle session of ours (no LISTEN on pooled
+    connections), except when it ends it: a restart, pg_terminate_backend or an idle timeout
+    sends a FATAL message and closes; a killed PgBouncer's socket is closed by the kernel.
+    Either makes the socket readable (the message, the FIN or a reset). A connection psycopg2
+    already knows is closed has no socket to ask: it counts as having input (the ping then
+    fails and the pool replaces it)."""
+    if dbapi_connection.closed:
+        return True
+    poller = select.poll()
+    poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLPRI)
+    return bool(poller.poll(0))
+
+
 def ping_after_idle(engine: Engine, idle_seconds: float) -> None:
-    """Check a pooled connection with a round trip only when it sat idle over `idle_seconds`.
+    """Check a pooled connection with a round trip only when it sat idle over `idle_seconds`
+    or something arrived on it while it was idle.
 
     SQLAlchemy's pool_pre_ping pings on every checkout: one more round trip per request, ≈ a
-    sixth of an authenticated GET /v1/devices. A connection checked in moments ago is very
-    likely alive; one that sat idle (a quiet night, a restarted server, a PgBouncer that
-    dropped it) is checked. A failed ping makes the pool replace the connection before the
-    request uses it. What is given up: a server restarted within `idle_seconds` of a
+    sixth of an authenticated GET /v1/devices. A connection checked in moments ago with
+    nothing waiting on its socket is very likely alive, and costs one poll() to check; one
+    that sat idle (a quiet night, a server or network path that vanished without a word) or
+    has input (the server or PgBouncer ended it: a restart, a terminated backend) is pinged.
+    A failed ping makes the pool replace the connection before the request uses it. What is
+    left: a server that vanished without closing its connections within `idle_seconds` of a
     connection's last use fails that connection's next request with a 503 (the pool then
     discards every connection older than the failure), instead of nobody noticing.
     """
@@ -91,8 +110,10 @@ def ping_after_idle(engine: Engine, idle_seconds: float) -> None:
     @event.listens_for(engine, "checkout")
     def _checked_out(dbapi_connection, record, proxy) -> None:
         checked_in_at = record.info.get("checked_in_at")
-        if checked_in_at is None or time.monotonic() - checked_in_at <= idle_seconds:
-            return  # new, or in use moments ago
+        if checked_in_at is None:
+            return  # new
+        if time.monotonic() - checked_in_at <= idle_seconds and not _has_input(dbapi_connection):
+            return  # in use moments ago, and nothing has come from the server since
         try:
             engine.dialect.do_ping(dbapi_connection)
         except psycopg2.Error as exc:

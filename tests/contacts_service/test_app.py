@@ -49,20 +49,35 @@ def test_readyz_names_what_failed(contacts_config, override, failed):
             db.engine.dispose()
 
 
-def test_database_down_is_503_not_500(contacts_config, new_account):
-    port = free_port()
-    config = {
-        **contacts_config,
-        "CONTACTS_DATABASE_URL": f"postgresql://nobody:nothing@127.0.0.1:{port}/none",
-    }
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("postgresql://nobody:nothing@127.0.0.1:{port}/none", "Connection refused"),
+        # An unescaped "@" in the password: what follows it is read as the host name, and
+        # libpq's message quotes that host back.
+        ("postgresql://nobody:s3cr@tpart@127.0.0.1:{port}/none", "could not translate host"),
+    ],
+)
+def test_database_down_is_503_not_500_and_logged_without_the_url(
+    contacts_config, new_account, caplog, url, reason
+):
+    """The warning says why (the driver's first line) but nothing quoted from the connection
+    settings: a host, user or database name there may carry part of a password."""
+    config = {**contacts_config, "CONTACTS_DATABASE_URL": url.format(port=free_port())}
     app = create_app(config)
     try:
         account = new_account()
-        response = app.test_client().get(
-            "/v1/devices", headers={"Authorization": f"Bearer {account.token}"}
-        )
+        with caplog.at_level("WARNING", logger="contacts_service.app"):
+            response = app.test_client().get(
+                "/v1/devices", headers={"Authorization": f"Bearer {account.token}"}
+            )
         assert response.status_code == 503
         assert response.get_json()["error"] == "unavailable"
+        (warning,) = [
+            r.getMessage() for r in caplog.records if "database unavailable" in r.getMessage()
+        ]
+        assert reason in warning
+        assert "tpart" not in warning and "nobody" not in warning and "127.0.0.1" not in warning
     finally:
         with app.app_context():
             db.engine.dispose()

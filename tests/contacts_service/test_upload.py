@@ -15,7 +15,7 @@ from marshmallow import ValidationError
 
 from contacts_service.api import api
 from contacts_service.schemas import PatchContactsSchema, PutContactsSchema
-from contacts_service.upload import _Reader, prepare_contact
+from contacts_service.upload import Documents, _Reader, prepare_contact
 from shared.errors import ApiError
 from tests.contacts_service.test_contact_fast_path import (
     ReferencePatch,
@@ -300,3 +300,45 @@ def test_the_value_cap_follows_the_contact_size_limit():
     with limits.app_context(), pytest.raises(ValidationError) as refused:
         PatchContactsSchema().load_json_body(body)
     assert refused.value.messages == {"upsert.0": ["More than 1048576 bytes of JSON."]}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.binary(max_size=3 * Documents.CHUNK_BYTES // 2), max_size=12)
+    | st.lists(st.binary(max_size=700), min_size=150, max_size=400),
+    st.randoms(use_true_random=False),
+)
+def test_kept_documents_read_back_exactly_in_any_order(documents, rnd):
+    """An upload's documents are kept compressed in chunks (whole documents each, a chunk closed
+    once it reaches CHUNK_BYTES): every one reads back byte for byte, with its size, whether it
+    is in a closed chunk or the open tail, the cached chunk or another."""
+    kept = Documents()
+    at = [kept.add(document) for document in documents]
+    assert at == list(range(len(documents)))
+    order = list(range(len(documents)))
+    rnd.shuffle(order)
+    for index in order + list(range(len(documents))):
+        assert kept.get(index) == documents[index]
+        assert kept.size(index) == len(documents[index])
+
+
+def test_a_large_upload_keeps_its_documents_compressed():
+    """Many contacts' texts take a fraction of their size while they wait to be written, and
+    each reads back as prepared."""
+    kept = Documents()
+    texts = [
+        json.dumps(
+            {"contactId": f"c{n}", "displayName": f"Person {n}", "tel": f"+1555{n:07d}"}
+        ).encode()
+        for n in range(5000)
+    ]
+    contacts = [
+        prepare_contact(json.loads(text), f"upsert.{n}", documents=kept)
+        for n, text in enumerate(texts)
+    ]
+    assert [json.loads(c.document) for c in contacts[::97]] == [
+        {**json.loads(text), "checksum": c.checksum}
+        for text, c in zip(texts[::97], contacts[::97], strict=True)
+    ]
+    raw = sum(len(c.document) for c in contacts)
+    assert kept.held_bytes < raw / 3
