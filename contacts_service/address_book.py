@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from contacts_service import notifications, repository
@@ -15,6 +14,7 @@ from contacts_service.checksums import (
     block_id,
     block_key_range,
 )
+from contacts_service.helper_threads import helper_threads
 from contacts_service.repository import DeviceRow
 from contacts_service.schemas import valid_device_id
 from contacts_service.settings import Settings
@@ -106,22 +106,12 @@ def _numbers(contacts: list[PreparedContact], fallback_region: str | None) -> Nu
 # overlap: on a 2-CPU machine a 1,000-contact PATCH spent ≈ 50 ms on each, one after the other.
 # Slices smaller than this are done inline (handing them over would cost more than it saves).
 OVERLAP_MIN_CONTACTS = 200
-_phone_threads: ThreadPoolExecutor | None = None
-_phone_threads_lock = threading.Lock()
-
-
-def _phone_pool() -> ThreadPoolExecutor:
-    global _phone_threads
-    with _phone_threads_lock:
-        if _phone_threads is None:  # made in the worker process, never before the fork
-            _phone_threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="phones")
-        return _phone_threads
 
 
 def _numbers_beside(contacts: list[PreparedContact], fallback_region: str | None) -> Future:
     """A future of _numbers(contacts, fallback_region), done at once for small slices."""
     if len(contacts) >= OVERLAP_MIN_CONTACTS:
-        return _phone_pool().submit(_numbers, contacts, fallback_region)
+        return helper_threads().submit(_numbers, contacts, fallback_region)
     done: Future = Future()
     done.set_result(_numbers(contacts, fallback_region))
     return done
@@ -163,15 +153,21 @@ def write_contacts(
     numbers_of_slices = []
     for start, end in _slices(contacts):
         part = contacts[start:end]
+        # The texts are read (decompressed) before this slice's phone numbers start in a helper
+        # thread: a decompression beside that thread would wait for the GIL (upload.Documents).
+        rows = [(contact, contact.document) for contact in part]
         stored = repository.stored_checksums(pk, [c.contact_id for c in part])
-        new = [c for c in part if c.contact_id not in stored]
-        rewritten = [c for c in part if stored.get(c.contact_id, c.checksum) != c.checksum]
-        numbers_of_slices.append(_numbers_beside(new + rewritten, region))
+        new = [(c, text) for c, text in rows if c.contact_id not in stored]
+        rewritten = [
+            (c, text) for c, text in rows if stored.get(c.contact_id, c.checksum) != c.checksum
+        ]
+        del rows
+        numbers_of_slices.append(_numbers_beside([c for c, _ in new + rewritten], region))
         repository.write_contact_rows(pk, revision, new, new=True)
         repository.write_contact_rows(pk, revision, rewritten, new=False)
-        changed += [c.contact_id for c in new]
-        changed += [c.contact_id for c in rewritten]
-        inserted.update(c.contact_id for c in new)
+        changed += [c.contact_id for c, _ in new]
+        changed += [c.contact_id for c, _ in rewritten]
+        inserted.update(c.contact_id for c, _ in new)
     numbers = NumberColumns.joined([future.result() for future in numbers_of_slices])
     contact_count = device.contact_count + len(inserted) - len(deleted)
     if changed or deleted:

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from contacts_service.checksums import contact_checksum
+from tests.support.clients import sample_contact
 
 
 def contact(contact_id: str, **fields) -> dict:
@@ -137,6 +138,34 @@ def test_round_trip_is_exact_key_for_key_and_character_for_character(alice):
         "/v1/devices/d/contacts", data=body, headers={"Content-Type": "application/json"}
     ).json()
     assert again["unchanged"] == 2 and again["revision"] == 1
+
+
+def test_an_upload_of_several_mebibytes_is_stored_exactly(alice):
+    """An upload's texts wait compressed in 1 MiB chunks and are written in slices of at most
+    2 MiB: a book over 3 MiB crosses both, first put whole, then partly rewritten, partly new,
+    partly unchanged; every contact reads back key for key and character for character."""
+    alice.register("d")
+    book = [
+        {**ROUND_TRIP[0], "contactId": f"big-{n:05d}"}
+        if n % 500 == 0
+        else sample_contact(f"big-{n:05d}", 1 + n % 3, notes=f'Zoë ✓ \\ " {n} ' * (n % 40))
+        for n in range(9000)
+    ]
+    put = alice.put("/v1/devices/d/contacts", json={"contacts": book})
+    assert put.status_code == 200, put.text
+    assert len(json.dumps(book).encode()) > 3 * 2**20
+    changed = [{**c, "fname": "changed"} for c in book[::3]]
+    added = [sample_contact(f"new-{n}", 2) for n in range(700)]
+    patch = alice.patch_contacts("d", upsert=changed + book[1::3] + added)
+    assert patch.status_code == 200, patch.text
+    assert patch.json()["upserted"] == len(changed) + len(added)
+    expected = {c["contactId"]: c for c in book + changed + added}
+    stored = alice.book("d")
+    assert set(stored) == set(expected)
+    for contact_id, contact in expected.items():
+        read = dict(stored[contact_id])
+        read.pop("checksum")
+        assert list(read.items()) == list(contact.items()), contact_id
 
 
 def test_two_devices_of_one_account_are_independent(alice):
