@@ -12,21 +12,36 @@ from shared.config import ConfigError
 
 
 def _migrate() -> int:
-    from contacts_service.app import apply_migrations, create_app
-
-    apply_migrations(create_app())
+    _apply_migrations()
     print("contacts-server: database schema is up to date")
     return 0
 
 
 def _migrate_in_child() -> None:
+    _apply_migrations()
+
+
+def _apply_migrations() -> None:
+    """Migrate, or exit 2 with one line saying why (a settings problem, a database that cannot
+    be reached): not the driver's message and traceback, which may quote part of the URL's
+    password."""
+    import psycopg2
+    from sqlalchemy import exc as sa_exc
+
     from contacts_service.app import apply_migrations, create_app
+    from contacts_service.pg_deadline import failure_reason
 
     try:
         apply_migrations(create_app())
     except ConfigError as exc:
         print(f"contacts-server: {exc}", file=sys.stderr)
         sys.exit(2)
+    except (psycopg2.OperationalError, sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+        print(f"contacts-server: {_UNREACHABLE}: {failure_reason(exc)}", file=sys.stderr)
+        sys.exit(2)
+
+
+_UNREACHABLE = "PostgreSQL at CONTACTS_DATABASE_URL is not reachable"
 
 
 def _before_serve() -> None:
@@ -46,6 +61,7 @@ def check_config() -> list[str]:
     """Problems with the settings or the dependencies they point at; empty when all is well."""
     import psycopg2
 
+    from contacts_service import pg_deadline
     from contacts_service.settings import Settings
     from contacts_service.sso_client import SsoClient, SsoUnavailable
 
@@ -57,7 +73,7 @@ def check_config() -> list[str]:
     try:
         problems += _database_problems(settings)
     except psycopg2.Error as exc:
-        problems.append(f"PostgreSQL at CONTACTS_DATABASE_URL is not reachable: {exc}".strip())
+        problems.append(f"{_UNREACHABLE}: {pg_deadline.failure_reason(exc)}")
     sso = SsoClient(
         settings.sso_url,
         settings.sso_client_id,
@@ -96,7 +112,7 @@ def _database_problems(settings) -> list[str]:
         connection = psycopg2.connect(settings.database_url, **options)
     except psycopg2.Error as exc:
         if "options" in str(exc) and not settings.db_transaction_pooling:
-            raise psycopg2.OperationalError(f"{exc}".strip() + _POOLING_HINT) from None
+            return [f"{_UNREACHABLE}: {pg_deadline.failure_reason(exc)}{_POOLING_HINT}"]
         raise
     try:
         with connection.cursor() as cursor:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -121,20 +120,6 @@ def init_database(app: Flask, settings: Settings) -> None:
             )
 
 
-# libpq quotes what it was given ("host name "x" ...", "for user "x""): with an unescaped "@"
-# in CONTACTS_DATABASE_URL's password, part of the password is the host name it quotes.
-_QUOTED = re.compile(r'"[^"]*"|\'[^\']*\'')
-
-
-def _reason(exc: sa_exc.DBAPIError) -> str:
-    """The driver's first line (refused, reset, terminated, timed out...) without anything
-    quoted in it, and the SQLSTATE when the server sent one."""
-    lines = str(exc.orig if exc.orig is not None else exc).strip().splitlines()
-    reason = _QUOTED.sub('"…"', lines[0]) if lines else ""
-    code = getattr(exc.orig, "pgcode", None)
-    return f"{reason} (SQLSTATE {code})" if code else reason
-
-
 def register_database_errors(app: Flask) -> None:
     """A database that cannot be reached is a 503, never a 500."""
 
@@ -142,7 +127,7 @@ def register_database_errors(app: Flask) -> None:
         if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError) or (
             exc.connection_invalidated
         ):
-            log.warning("database unavailable: %s: %s", exc.__class__.__name__, _reason(exc))
+            log.warning("database unavailable: %s", pg_deadline.failure_reason(exc))
             db.session.rollback()
             return error_response(503, "unavailable", "The database is unavailable.")
         log.exception("database error")

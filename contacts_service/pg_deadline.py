@@ -122,6 +122,52 @@ def ping_after_idle(engine: Engine, idle_seconds: float) -> None:
             raise sa_exc.DisconnectionError("pooled connection is dead") from exc
 
 
+# What a failure to reach or use PostgreSQL was, for logs and operators: (words in the driver's
+# message, what is reported). The message itself is never repeated: libpq quotes the host, user
+# and database it was given, and with an unescaped "@" or a quote in CONTACTS_DATABASE_URL's
+# password part of the password is what it quotes. Matched in this order, lowercased.
+_FAILURES = (
+    (("did not answer within",), "no answer within the deadline"),
+    (("unsupported startup parameter",), "a startup parameter was refused"),
+    (("connection refused",), "connection refused"),
+    (("could not translate host name",), "host name not found"),
+    (("no route to host", "network is unreachable"), "host unreachable"),
+    (("timeout expired", "timed out"), "connection timed out"),
+    (("authentication failed", "no pg_hba.conf entry"), "authentication refused"),
+    (("does not exist",), "database or role does not exist"),
+    (("terminating connection",), "the server ended the connection"),
+    (("starting up", "shutting down", "recovery mode"), "the server is starting or stopping"),
+    (("too many clients", "connection slots", "no more connections"), "too many connections"),
+    (("statement timeout",), "statement timeout"),
+    (("server login has been failing", "cannot connect to server"), "the pooler cannot reach it"),
+    (
+        (
+            "closed the connection",
+            "connection already closed",
+            "could not receive data",
+            "could not send data",
+            "eof detected",
+            "connection reset",
+        ),
+        "connection lost",
+    ),
+    (("ssl",), "TLS failure"),
+)
+
+
+def failure_reason(error: BaseException) -> str:
+    """What went wrong talking to PostgreSQL, in fixed words, with the SQLSTATE when the server
+    sent one; nothing quoted from the error (see _FAILURES)."""
+    driver_error = getattr(error, "orig", None) or error
+    text = str(driver_error).lower()
+    reason = next(
+        (said for words, said in _FAILURES if any(word in text for word in words)),
+        f"unrecognised {driver_error.__class__.__name__}",
+    )
+    code = getattr(driver_error, "pgcode", None)
+    return f"{reason} (SQLSTATE {code})" if code else reason
+
+
 def install(statement_timeout_seconds: float, connect_timeout_seconds: float) -> None:
     """Route every psycopg2 wait in this process through a poll() with a deadline."""
     query_deadline = statement_timeout_seconds + _SLACK_SECONDS

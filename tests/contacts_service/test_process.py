@@ -131,6 +131,31 @@ def test_check_config(contacts_config):
     assert "PostgreSQL" in unreachable.stderr and "SSO" in unreachable.stderr
 
 
+# Passwords with an unescaped "@" (and a quote): libpq reads what follows the "@" as the host
+# name and quotes it back in its error.
+LEAKY_URLS = [
+    "postgresql://contacts:s3cr@tpart@127.0.0.1:1/contacts",
+    'postgresql://contacts:p@ss"word@db.example.invalid/contacts',
+]
+
+
+@pytest.mark.parametrize("url", LEAKY_URLS)
+def test_check_config_and_migrate_never_repeat_the_database_url(contacts_config, url):
+    """An unreachable database is reported in fixed words: the driver's message (which quotes
+    the host it was given, here part of the password) and its traceback are not printed."""
+    env = {**contacts_config, "CONTACTS_DATABASE_URL": url}
+    checked = _cli("check-config", env=env)
+    assert checked.returncode == 1
+    assert "PostgreSQL at CONTACTS_DATABASE_URL is not reachable: host name not found" in (
+        checked.stderr
+    )
+    migrated = _cli("migrate", env=env)
+    assert migrated.returncode == 2
+    assert "is not reachable: host name not found" in migrated.stderr
+    for output in (checked.stdout + checked.stderr, migrated.stdout + migrated.stderr):
+        assert "tpart" not in output and "word@" not in output and "Traceback" not in output
+
+
 def test_a_database_not_in_utf8_is_refused_before_serving(contacts_config):
     """In LATIN1 the first contact with an emoji would fail its upload (it was a 500):
     check-config says so, and migrate (which serve runs first) refuses to start."""
