@@ -22,6 +22,8 @@ from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
+from shared.sockets import readable_now
+
 # Beyond the server's own statement_timeout, so a healthy server's clean cancel wins.
 _SLACK_SECONDS = 2.0
 
@@ -81,11 +83,7 @@ def _has_input(dbapi_connection) -> bool:
     Either makes the socket readable (the message, the FIN or a reset). A connection psycopg2
     already knows is closed has no socket to ask: it counts as having input (the ping then
     fails and the pool replaces it)."""
-    if dbapi_connection.closed:
-        return True
-    poller = select.poll()
-    poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLPRI)
-    return bool(poller.poll(0))
+    return bool(dbapi_connection.closed) or readable_now(dbapi_connection.fileno())
 
 
 def ping_after_idle(engine: Engine, idle_seconds: float) -> None:

@@ -31,7 +31,6 @@ import io
 import json
 import logging
 import re
-import select
 import socket
 import ssl
 import threading
@@ -43,6 +42,7 @@ from dataclasses import dataclass
 import certifi
 
 from shared.resolve import LookupBacklog, Unresolved, resolve_within
+from shared.sockets import readable_now
 
 log = logging.getLogger(__name__)
 
@@ -302,13 +302,9 @@ def _has_input(sock: socket.socket) -> bool:
     try:
         if isinstance(sock, ssl.SSLSocket) and sock.pending():
             return True
-        if hasattr(select, "poll"):
-            poller = select.poll()
-            poller.register(sock, select.POLLIN | select.POLLPRI)
-            return bool(poller.poll(0))  # also POLLHUP/POLLERR/POLLNVAL: all mean "not reusable"
-        return bool(select.select([sock], [], [], 0)[0])
-    except (OSError, ValueError):  # closed, or no longer a valid descriptor
+    except (OSError, ValueError):  # closed
         return True
+    return readable_now(sock)
 
 
 # Lookups are rare (only new connections resolve): this many pending means the SSO's DNS hangs.
