@@ -17,10 +17,6 @@ def _migrate() -> int:
     return 0
 
 
-def _migrate_in_child() -> None:
-    _apply_migrations()
-
-
 def _apply_migrations() -> None:
     """Migrate, or exit 2 with one line saying why (a settings problem, a database that cannot
     be reached): not the driver's message and traceback, which may quote part of the URL's
@@ -50,7 +46,7 @@ def _before_serve() -> None:
     from contacts_service.settings import Settings
 
     Settings.from_env()  # a ConfigError is reported here, not from inside the child
-    child = multiprocessing.get_context("fork").Process(target=_migrate_in_child)
+    child = multiprocessing.get_context("fork").Process(target=_apply_migrations)
     child.start()
     child.join()
     if child.exitcode != 0:
