@@ -14,6 +14,11 @@ from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from shared.errors import ApiError
 
+try:  # gunicorn's framing errors; without gunicorn (a WSGI server of the deployer's) only OSError
+    from gunicorn.http.errors import ParseException as _GunicornParseError
+except ImportError:  # pragma: no cover - gunicorn is a dependency
+    _GunicornParseError = OSError
+
 
 def register_body_limit(app: Flask, max_bytes: int) -> None:
     """One limit on every request body, however it comes: with a Content-Length (werkzeug
@@ -103,7 +108,7 @@ class RequestBody:
         elif length is None and "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
             self._raw = _ChunkedBody(stream, self.limit).read
         else:
-            self._raw = _WholeBody(request.get_data(cache=False)).read
+            self._raw = _WholeBody(_whole_body()).read
         self._gzip = _Gunzip(self._raw) if encoding in ("gzip", "x-gzip") else None
 
     def read(self, size: int) -> bytes:
@@ -130,10 +135,21 @@ class RequestBody:
 
 def _read_from(stream, size: int) -> bytes:
     """stream.read(size); a client gone or a broken chunk framing is the client's 400, not
-    the service's 500 (gunicorn raises NoMoreData, InvalidChunkSize... — OSErrors — for those)."""
+    the service's 500. gunicorn raises NoMoreData (an OSError) when the client goes, and
+    InvalidChunkSize, ChunkMissingTerminator, InvalidHeader... (ParseExceptions, not OSErrors)
+    for a chunked body whose framing is wrong."""
     try:
         return stream.read(size)
-    except OSError:
+    except (OSError, _GunicornParseError):
+        raise ClientDisconnected() from None
+
+
+def _whole_body() -> bytes:
+    """The body werkzeug reads whole (neither a plain Content-Length nor chunked), with the
+    same translation of framing errors as _read_from."""
+    try:
+        return request.get_data(cache=False)
+    except (OSError, _GunicornParseError):
         raise ClientDisconnected() from None
 
 

@@ -5,11 +5,13 @@ shape, nothing of it is stored, and the service keeps serving."""
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 import requests
 
 from tests.support.clients import dumps, is_error_shape, sample_contact
+from tests.support.raw_http import read_answer, send_head
 
 CONTACTS = "/v1/devices/phone/contacts"
 
@@ -324,3 +326,50 @@ def test_dot_dot_is_an_ordinary_device_id(phone):
     assert [c["contactId"] for c in phone.request("GET", dots).json()["contacts"]] == ["dots"]
     assert phone.book("phone") == {}
     assert phone.request("DELETE", "/v1/devices/%2E%2E").status_code == 204
+
+
+# Chunked bodies whose framing is wrong: gunicorn raises a ParseException (not an OSError)
+# for these while the view reads the body.
+BROKEN_CHUNKS = {
+    "bad-size": b"zz\r\nabc\r\n0\r\n\r\n",
+    "no-terminator": b"3\r\nabcXY0\r\n\r\n",
+    "negative-size": b"-3\r\nabc\r\n0\r\n\r\n",
+}
+
+
+def broken_chunked(url: str, method: str, path: str, body: bytes, token: str | None = None):
+    headers = {"Content-Type": "application/json", "Transfer-Encoding": "chunked",
+               "Connection": "close"}  # fmt: skip
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    with send_head(url, method, path, headers, body) as sock:
+        sock.shutdown(socket.SHUT_WR)
+        answer = read_answer(sock)
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    return head, payload
+
+
+def assert_client_error(head: bytes, payload: bytes) -> None:
+    assert head.startswith(b"HTTP/1.1 400"), head[:300]
+    body = json.loads(payload)
+    assert set(body) <= {"error", "message", "details"} and body["error"] != "internal_error"
+
+
+@pytest.mark.parametrize("body", BROKEN_CHUNKS.values(), ids=BROKEN_CHUNKS.keys())
+@pytest.mark.parametrize(("method", "path"), [("PATCH", CONTACTS), ("PUT", "/v1/devices/other")])
+def test_a_chunked_body_with_broken_framing_is_a_400_and_nothing_is_stored(
+    phone, hostile_contacts, method, path, body
+):
+    head, payload = broken_chunked(hostile_contacts.url, method, path, body, phone.token)
+    assert_client_error(head, payload)
+    assert phone.request("GET", "/v1/devices/other").status_code == 404
+    assert b"unhandled error" not in hostile_contacts.log_path.read_bytes()
+    assert_untouched(phone)
+
+
+@pytest.mark.parametrize("body", BROKEN_CHUNKS.values(), ids=BROKEN_CHUNKS.keys())
+@pytest.mark.parametrize("path", ["/v1/tokens", "/v1/revoke"])
+def test_an_sso_chunked_body_with_broken_framing_is_a_400(sso_server, path, body):
+    head, payload = broken_chunked(sso_server.url, "POST", path, body)
+    assert_client_error(head, payload)
+    assert b"unhandled error" not in sso_server.log_path.read_bytes()
