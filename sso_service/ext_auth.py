@@ -69,11 +69,13 @@ class UpstreamError(Exception):
 
 
 class UnsafeValue(Exception):
-    """A credential would break the request (CR/LF in a header); the login is a 400."""
+    """A credential would break the request (CR/LF in a header, a control character XML
+    cannot carry in an XML body); the login is a 400."""
 
-    def __init__(self, field_name: str):
+    def __init__(self, field_name: str, problem: str = "Must not contain CR or LF."):
         super().__init__(field_name)
         self.field = field_name
+        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -147,15 +149,28 @@ def parse_headers(raw: Any) -> tuple[tuple[str, str], ...]:
 
 
 def escape_url(value: str) -> str:
-    return urllib.parse.quote(value, safe="")
+    quoted = urllib.parse.quote(value, safe="")
+    if quoted and not quoted.strip("."):
+        # "." and ".." would be path segments of their own, which URL handling resolves (a
+        # username ".." in /users/%username%/auth would reach /auth); %2E is the same
+        # character to the provider, and no dot segment.
+        return quoted.replace(".", "%2E")
+    return quoted
 
 
 def escape_json(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)[1:-1]
 
 
+# Character references for the whitespace an XML parser would otherwise normalise (CR LF to
+# LF in text, CR LF TAB to a space in attribute values): the provider reads what was typed.
+_XML_ENTITIES = {'"': "&quot;", "'": "&apos;", "\r": "&#13;", "\n": "&#10;", "\t": "&#9;"}
+# Characters XML 1.0 cannot carry at all, not even as a character reference.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
 def escape_xml(value: str) -> str:
-    return _xml_escape(value, {'"': "&quot;", "'": "&apos;"})
+    return _xml_escape(value, _XML_ENTITIES)
 
 
 def escape_raw(value: str) -> str:
@@ -201,6 +216,13 @@ def build_call(definition: Definition, credentials: Credentials, allow_insecure_
     body = None
     if definition.post_data is not None:
         escape = body_escaper(definition.content_type)
+        if escape is escape_xml:
+            for match in PLACEHOLDER.finditer(definition.post_data):
+                if _NOT_XML.search(credentials.value(match.group(1))):
+                    raise UnsafeValue(
+                        _ALIASES.get(match.group(1), match.group(1)),
+                        "Must not contain control characters.",
+                    )
         body = substitute(definition.post_data, credentials, escape).encode()
         headers["Content-Type"] = definition.content_type.encode()
     for name, template in definition.headers:
@@ -230,7 +252,7 @@ def _numbers_from_json(data: dict) -> list[str]:
             break
     else:
         return []
-    if isinstance(items, str | int):
+    if isinstance(items, str):
         items = [items]
     if not isinstance(items, list):
         return []
@@ -238,15 +260,15 @@ def _numbers_from_json(data: dict) -> list[str]:
     for item in items:
         if isinstance(item, dict):
             item = item.get("number")
-        if isinstance(item, int) and not isinstance(item, bool):
-            item = str(item)
         if isinstance(item, str):
             numbers.append(item)
     return numbers
 
 
 def _parse_json(body: bytes) -> tuple[list[str], Any]:
-    data = json.loads(body)
+    # Integers stay the digits they were sent as: int() refuses more than 4,300 digits, and
+    # one absurd number must not fail a login (it is dropped with the other unusable ones).
+    data = json.loads(body, parse_int=str)
     if not isinstance(data, dict):
         raise ValueError("not an object")
     return _numbers_from_json(data), data.get("sipUri", data.get("sip_uri"))

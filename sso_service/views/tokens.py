@@ -133,7 +133,7 @@ def _authenticate(
             400,
             "invalid_request",
             "A credential contains characters the provider's service cannot receive.",
-            {exc.field: ["Must not contain CR or LF."]},
+            {exc.field: [exc.problem]},
         ) from None
     except UpstreamError as exc:
         if exc.reached:

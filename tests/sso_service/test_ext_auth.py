@@ -419,3 +419,54 @@ def test_only_the_first_entries_of_a_huge_number_list_are_parsed():
     cost seconds of CPU, so entries past the first 2,000 are not looked at."""
     assert normalise_numbers(["12"] * 2000 + ["+15551231234"], None) == []
     assert normalise_numbers(["12"] * 1999 + ["+15551231234"], None) == ["+15551231234"]
+
+
+# --- values that URL or XML handling would change on the way ---------------------------------
+
+
+@pytest.mark.parametrize("password", ["a\r\nb", "a\nb", "a\rb", "a\tb", "\tlead and trail\r\n"])
+def test_xml_body_keeps_cr_lf_and_tab(password):
+    # Unescaped, an XML parser turns CR LF into LF in text and CR, LF, TAB into a space in
+    # attribute values: the provider would check a different password.
+    definition = Definition.from_fields(
+        {
+            "url": "https://x.test/auth",
+            "postData": "<auth p='%password%'><password>%password%</password></auth>",
+            "contentType": "application/xml",
+        }
+    )
+    call = build_call(definition, creds(password), allow_insecure_http=False)
+    root = ET.fromstring(call.body)  # noqa: S314 - our own output
+    assert root.get("p") == password
+    assert root.findtext("password") == password
+
+
+@pytest.mark.parametrize("password", ["a\x01b", "\x00", "a\x1fb", "a\x0bb"])
+def test_a_control_character_xml_cannot_carry_is_refused_in_an_xml_body(password):
+    xml = Definition.from_fields(
+        {"url": "https://x.test/a", "postData": "<p>%password%</p>", "contentType": "text/xml"}
+    )
+    with pytest.raises(UnsafeValue) as refused:
+        build_call(xml, creds(password), allow_insecure_http=False)
+    assert refused.value.field == "password"
+    # JSON and forms carry it escaped: nothing to refuse there.
+    as_json = Definition.from_fields(
+        {"url": "https://x.test/a", "postData": '{"p": "%password%"}', "contentType": "application/json"}
+    )
+    assert json.loads(build_call(as_json, creds(password), allow_insecure_http=False).body) == {"p": password}
+
+
+@pytest.mark.parametrize("username", ["..", ".", "..."])
+def test_a_dots_only_value_is_not_a_path_segment_the_url_resolves(client, stub, username):
+    definition = Definition.from_fields({"url": stub.url("/x/users/%username%/auth")})
+    client.authenticate(definition, creds("pw", username=username))
+    (seen,) = stub.requests
+    assert seen.path.startswith("/x/users/") and seen.path.endswith("/auth"), seen.path
+    assert urllib.parse.unquote(seen.path) == f"/x/users/{username}/auth"
+
+
+def test_a_number_too_long_for_an_int_is_dropped_not_a_failed_login(client, stub):
+    body = b'{"phoneNumbers": ["+15551230009", ' + b"9" * 5000 + b', "+15551230004"]}'
+    stub.script = lambda h: reply(h, 200, body)
+    result = client.authenticate(Definition.from_fields({"url": stub.url()}), creds("pw"))
+    assert result.phone_numbers == ["+15551230009", "+15551230004"]
