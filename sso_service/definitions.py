@@ -57,10 +57,27 @@ def load_definition(data: object) -> Definition:
     return DefinitionSchema().load(data)
 
 
+class _CloudsLoader(yaml.SafeLoader):
+    """Safe YAML whose mapping keys are the text written: YAML 1.1 reads an unquoted `NO`,
+    `on`, `0123`, `1.10` or `1_000` as a boolean or a number, and the Cloud ID phones send
+    would then never match the one in the file."""
+
+    def construct_mapping(self, node, deep=False):
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != _YAML_MERGE:
+                key_node.tag = _YAML_STR
+        return super().construct_mapping(node, deep=deep)
+
+
+_YAML_STR = "tag:yaml.org,2002:str"
+_YAML_MERGE = "tag:yaml.org,2002:merge"
+
+
 def load_clouds_file(path: str) -> dict[str, Definition]:
     """Parse the clouds file (YAML, which also reads JSON); ConfigError naming the problem."""
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
+        raw = yaml.load(text, Loader=_CloudsLoader)  # noqa: S506 - a SafeLoader subclass
     except OSError as exc:
         raise ConfigError(f"SSO_CLOUDS_FILE {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:

@@ -69,6 +69,16 @@ def test_clouds_file_yaml(tmp_path):
     assert clouds["42"].url == "https://numeric/"
 
 
+@pytest.mark.parametrize("cloud_id", ["NO", "on", "Yes", "0123", "1.10", "1_000", "0x1F", "1e3", "null", "~"])
+def test_clouds_file_yaml_keys_are_the_cloud_ids_as_written(tmp_path, cloud_id):
+    # YAML 1.1 would read these unquoted keys as False, True, 83, 1.1, 1000, 31, 1000.0, None.
+    path = tmp_path / "clouds.yaml"
+    path.write_text(f"{cloud_id}:\n  url: https://as-written/\n  timeout: 3\n")
+    clouds = load_clouds_file(str(path))
+    assert list(clouds) == [cloud_id]
+    assert clouds[cloud_id].timeout == 3  # values are still typed
+
+
 def test_empty_clouds_file_is_no_clouds(tmp_path):
     path = tmp_path / "clouds.yaml"
     path.write_text("")
