@@ -247,8 +247,9 @@ def contacts_etag(device: DeviceRow, since: int | None, smart_text: str) -> str:
 
 
 def check_since(device: DeviceRow, since: int, settings: Settings) -> None:
-    """410 when the change log no longer reaches back to `since` (or it is from the future,
-    e.g. a device deleted and registered again).
+    """410 when the change log no longer reaches back to `since`, when `since` may belong to a
+    deleted device of the same id (log_floor starts past that book's revisions, see
+    repository.create_device), or when it is from the future.
 
     Tombstones are pruned by writes; one that has aged out but is not pruned yet still counts
     as gone, so the answer does not depend on whether the device was written to lately.

@@ -72,6 +72,7 @@ def erase(cloud_id: str, username: str) -> dict[str, int]:
     _execute(f"DELETE FROM deleted_contacts {by_device}", a=account_id)  # noqa: S608
     contacts = _execute(f"DELETE FROM contacts {by_device}", a=account_id).rowcount  # noqa: S608
     devices = _execute("DELETE FROM devices WHERE account_id = :a", a=account_id).rowcount
+    _execute("DELETE FROM retired_devices WHERE account_id = :a", a=account_id)
     _execute("DELETE FROM smart_seen_numbers WHERE account_id = :a", a=account_id)
     _execute("DELETE FROM account_numbers WHERE account_id = :a", a=account_id)
     _execute("DELETE FROM accounts WHERE id = :a", a=account_id)

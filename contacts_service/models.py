@@ -14,6 +14,10 @@
   last changed, so "changed since r" is a range scan on (device, revision); a deletion leaves a
   tombstone with the deleting revision. Tombstones older than CONTACTS_CHANGE_LOG_DAYS are
   pruned and devices.log_floor remembers the newest pruned revision (older `since` → 410).
+- retired_devices: the highest revision a deleted device reached, consumed when its id is
+  registered again (the new device's log_floor starts past it, so a `since` that belongs to the
+  deleted book → 410 rather than the new book's changes), forgotten after
+  CONTACTS_CHANGE_LOG_DAYS (migration 0004).
 - contact_numbers: the E.164 form of every tel entry, for the Smart Contacts join.
   E.164 columns are `text` (migration 0002): possible numbers reach 18 characters
   (+49123456789012345), and the code bounds what it parses (shared.phone).
@@ -96,6 +100,15 @@ class Device(db.Model):
     __table_args__ = (
         UniqueConstraint("account_id", "device_id", name="uq_devices_account_device"),
     )
+
+
+class RetiredDevice(db.Model):
+    __tablename__ = "retired_devices"
+    account_id = Column(BigInteger, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False)
+    device_id = Column(String(128), nullable=False)
+    revision = Column(BigInteger, nullable=False)
+    retired_at = _now()
+    __table_args__ = (PrimaryKeyConstraint("account_id", "device_id", name="pk_retired_devices"),)
 
 
 class Contact(db.Model):

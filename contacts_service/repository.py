@@ -194,13 +194,29 @@ def get_device(account_id: int, device_id: str, lock: bool = False) -> DeviceRow
 
 
 def create_device(
-    account_id: int, device_id: str, name: str | None, platform: str | None
+    account_id: int,
+    device_id: str,
+    name: str | None,
+    platform: str | None,
+    remember_days: int,
 ) -> DeviceRow | None:
-    """Insert the device; None when it already exists (also when a concurrent request won)."""
+    """Insert the device; None when it already exists (also when a concurrent request won).
+
+    A device of this id deleted within `remember_days` gives the new one its log_floor: one
+    past the highest revision the deleted book reached, so a `since` from that book is a 410
+    (the two books' revisions overlap: both start at 0). The record is consumed."""
     row = _execute(
         """
-        INSERT INTO devices (account_id, device_id, name, platform)
-        VALUES (:a, :d, :name, :platform)
+        WITH retired AS (
+            DELETE FROM retired_devices
+            WHERE account_id = :a AND device_id = :d
+            RETURNING revision, retired_at
+        )
+        INSERT INTO devices (account_id, device_id, name, platform, log_floor)
+        SELECT :a, :d, :name, :platform, COALESCE((
+            SELECT revision + 1 FROM retired
+            WHERE retired_at > now() - make_interval(days => CAST(:days AS integer))
+        ), 0)
         ON CONFLICT (account_id, device_id) DO NOTHING
         RETURNING *
         """,
@@ -208,6 +224,7 @@ def create_device(
         d=device_id,
         name=name,
         platform=platform,
+        days=remember_days,
     ).first()
     return _device(row)
 
@@ -232,20 +249,43 @@ def update_device_fields(device_pk: int, fields: dict[str, str | None]) -> Devic
     return _device(row)
 
 
-def delete_device(account_id: int, device_id: str) -> bool:
+def delete_device(account_id: int, device_id: str, remember_days: int) -> bool:
     """Delete the device with its contacts, numbers and change log. The device row goes first:
     deleting it waits for a write that holds it and makes later writes find no device, so
     no row of the device can be written after its rows are deleted (they have no foreign key
-    to cascade, see models.py)."""
-    pk = _execute(
-        "DELETE FROM devices WHERE account_id = :a AND device_id = :d RETURNING pk",
+    to cascade, see models.py).
+
+    The highest revision its book reached is kept (retired_devices) for a new registration of
+    the same id, see create_device; the account's records older than `remember_days` go."""
+    row = _execute(
+        "DELETE FROM devices WHERE account_id = :a AND device_id = :d "
+        "RETURNING pk, GREATEST(revision, log_floor - 1) AS reached",
         a=account_id,
         d=device_id,
-    ).scalar()
-    if pk is None:
+    ).first()
+    if row is None:
         return False
     for table in ("contact_numbers", "deleted_contacts", "contacts"):
-        _execute(f"DELETE FROM {table} WHERE device_pk = :pk", pk=pk)  # noqa: S608 - constants
+        _execute(f"DELETE FROM {table} WHERE device_pk = :pk", pk=row.pk)  # noqa: S608 - constants
+    _execute(
+        "DELETE FROM retired_devices WHERE account_id = :a "
+        "AND retired_at <= now() - make_interval(days => CAST(:days AS integer))",
+        a=account_id,
+        days=remember_days,
+    )
+    if row.reached > 0:  # revision 0 is the same empty book in every device: nothing to tell
+        _execute(
+            """
+            INSERT INTO retired_devices (account_id, device_id, revision)
+            VALUES (:a, :d, :reached)
+            ON CONFLICT (account_id, device_id) DO UPDATE
+            SET revision = GREATEST(retired_devices.revision, excluded.revision),
+                retired_at = now()
+            """,
+            a=account_id,
+            d=device_id,
+            reached=row.reached,
+        )
     return True
 
 

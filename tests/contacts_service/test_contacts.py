@@ -243,6 +243,53 @@ def test_since_from_the_future_or_invalid(alice):
     assert bad.status_code == 422 and "since" in bad.json()["details"]
 
 
+def test_since_from_a_deleted_device_of_the_same_id_is_410(alice):
+    # The review's case: a web client synced "phone" at revision 3; the phone deleted it,
+    # registered it again and wrote 4 times. Both books count from 0, so since=3 must not be
+    # answered with the new book's changes after 3 (the client would keep x and y).
+    alice.register("phone")
+    alice.upsert("phone", [contact("x")])
+    alice.upsert("phone", [contact("y")])
+    alice.upsert("phone", [contact("x", fname="X")])  # rev 3
+    assert alice.delete("/v1/devices/phone").status_code == 204
+    assert alice.register("phone")["revision"] == 0
+    for n in range(1, 5):
+        alice.upsert("phone", [contact(f"n{n}")])  # revs 1-4
+    for since in (0, 1, 3):
+        stale = alice.get("/v1/devices/phone/contacts", params={"since": since})
+        assert stale.status_code == 410, (since, stale.text)
+        assert stale.json()["error"] == "revision_expired"
+    # Past what the deleted book reached, a since can only be the new book's: answered.
+    assert alice.contacts("phone", since=4)["revision"] == 4
+    assert [c["contactId"] for c in alice.contacts("phone", since=3 + 1)["contacts"]] == []
+    assert sorted(c["contactId"] for c in alice.contacts("phone")["contacts"]) == [
+        "n1", "n2", "n3", "n4"
+    ]  # fmt: skip
+
+
+def test_since_still_works_for_a_device_deleted_before_any_write(alice):
+    alice.register("tablet")
+    assert alice.delete("/v1/devices/tablet").status_code == 204
+    alice.register("tablet")
+    alice.upsert("tablet", [contact("a")])
+    assert [c["contactId"] for c in alice.contacts("tablet", since=0)["contacts"]] == ["a"]
+
+
+def test_a_device_deleted_twice_remembers_the_highest_revision(alice):
+    alice.register("twice")
+    for n in range(5):
+        alice.upsert("twice", [contact(f"a{n}")])  # revs 1-5
+    alice.delete("/v1/devices/twice")
+    alice.register("twice")
+    alice.upsert("twice", [contact("b")])  # rev 1 of the second book
+    alice.delete("/v1/devices/twice")
+    alice.register("twice")
+    for n in range(6):
+        alice.upsert("twice", [contact(f"c{n}")])  # revs 1-6
+    assert alice.get("/v1/devices/twice/contacts", params={"since": 5}).status_code == 410
+    assert alice.contacts("twice", since=6)["contacts"] == []
+
+
 def test_since_older_than_the_change_log_is_410(limited, new_account):
     # The limited service keeps its change log 0 days: a deletion ages out at once.
     bob = limited.as_(new_account())
@@ -257,6 +304,17 @@ def test_since_older_than_the_change_log_is_410(limited, new_account):
     bob.upsert("d", [contact("c")])  # rev 3 prunes the tombstone of rev 2
     assert bob.get("/v1/devices/d/contacts", params={"since": 1}).status_code == 410
     assert bob.contacts("d", since=2)["contacts"][0]["contactId"] == "c"
+
+
+def test_a_deleted_device_is_remembered_only_as_long_as_the_change_log(limited, new_account):
+    # The limited service keeps its change log 0 days: the deleted book is forgotten at once,
+    # and the account's records of it with it (bounded however many ids come and go).
+    bob = limited.as_(new_account())
+    bob.register("d")
+    bob.upsert("d", [contact("a")])
+    bob.delete("/v1/devices/d")
+    bob.register("d")
+    assert bob.contacts("d", since=0)["revision"] == 0
 
 
 def test_change_log_is_pruned_by_age(alice, database):
