@@ -163,7 +163,9 @@ def device_events(device_id: str, query: dict):
         token=bearer_token() or "",
         account=(who.cloud_id, who.username),
         revision=current,
-        announce=resume is not None and resume != current,
+        # Below log_floor, r may be a revision of a deleted device of the same id (or older
+        # than the change log): even when it equals the current one, the client must re-read.
+        announce=resume is not None and (resume != current or resume < device.log_floor),
     )
     response = Response(
         stream.events(),

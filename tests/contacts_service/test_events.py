@@ -210,6 +210,18 @@ def test_resuming_announces_a_newer_revision_at_once(alice_events, headers, para
         assert first == (change(2) if announced else ": connected")
 
 
+def test_resuming_at_a_revision_of_a_deleted_device_of_the_same_id_is_announced(alice_events):
+    alice_events.register("phone")
+    alice_events.upsert("phone", [sample_contact("a")])
+    alice_events.upsert("phone", [sample_contact("b")])  # rev 2 of the first book
+    assert alice_events.delete("/v1/devices/phone").status_code == 204
+    alice_events.register("phone")
+    alice_events.upsert("phone", [sample_contact("c")])
+    alice_events.upsert("phone", [sample_contact("d")])  # rev 2 of the second book
+    with stream(alice_events, "phone", headers={"Last-Event-ID": "2"}) as events:
+        assert events.next(5) == change(2)
+
+
 @pytest.mark.parametrize(
     ("headers", "params", "field"),
     [
