@@ -84,6 +84,7 @@ class Settings:
     allow_insecure_http: bool = False
     allow_private_upstreams: bool = False
     max_concurrent_logins: int = 24
+    max_concurrent_logins_per_cloud: int = 18
     max_failed_logins: int = 10
     failed_login_window_seconds: int = 900
     max_logins_per_ip: int = 300
@@ -134,6 +135,7 @@ class Settings:
             minimum=1,
             maximum=MAX_WAIT_TIMEOUT_MS,
         )
+        total_logins = env_int("SSO_MAX_CONCURRENT_LOGINS", 24, environ=environ, minimum=1)
         return cls(
             redis_url=env_str("SSO_REDIS_URL", "redis://127.0.0.1:6379/0", environ=environ),
             token_secret=secret,
@@ -153,8 +155,13 @@ class Settings:
             clouds_file=env_str("SSO_CLOUDS_FILE", None, environ=environ),
             allow_insecure_http=env_bool("SSO_ALLOW_INSECURE_HTTP", False, environ=environ),
             allow_private_upstreams=env_bool("SSO_ALLOW_PRIVATE_UPSTREAMS", False, environ=environ),
-            max_concurrent_logins=env_int(
-                "SSO_MAX_CONCURRENT_LOGINS", 24, environ=environ, minimum=1
+            max_concurrent_logins=total_logins,
+            max_concurrent_logins_per_cloud=env_int(
+                "SSO_MAX_CONCURRENT_LOGINS_PER_CLOUD",
+                max(1, total_logins * 3 // 4),
+                environ=environ,
+                minimum=1,
+                maximum=total_logins,
             ),
             max_failed_logins=env_int("SSO_MAX_FAILED_LOGINS", 10, environ=environ, minimum=1),
             failed_login_window_seconds=env_int(

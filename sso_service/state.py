@@ -4,7 +4,6 @@ worker), reached through current_app."""
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 import redis
@@ -12,6 +11,7 @@ from flask import Flask, current_app
 
 from sso_service.definitions import DefinitionSource, load_clouds_file
 from sso_service.ext_auth import ExtAuthClient
+from sso_service.login_slots import LoginSlots
 from sso_service.rate_limit import LoginLimiter, RedisFailureThrottle
 from sso_service.settings import Settings
 from sso_service.token_store import TokenStore, connect_settings
@@ -30,9 +30,10 @@ class AppState:
     client_throttle: RedisFailureThrottle
     definitions: DefinitionSource
     ext_auth: ExtAuthClient
-    # Logins of this process waiting on a provider at once: a slow or hung provider can hold
-    # these threads, never the ones introspection needs.
-    login_slots: threading.BoundedSemaphore
+    # Logins of this process waiting on a provider at once, in all and per Cloud ID: a slow or
+    # hung provider can hold these threads, never the ones introspection needs, nor all of
+    # the ones other Cloud IDs' logins need.
+    login_slots: LoginSlots
 
     @classmethod
     def build(cls, settings: Settings) -> AppState:
@@ -69,7 +70,9 @@ class AppState:
                 upstream,
             ),
             ext_auth=ExtAuthClient(settings.allow_insecure_http, settings.default_region, upstream),
-            login_slots=threading.BoundedSemaphore(settings.max_concurrent_logins),
+            login_slots=LoginSlots(
+                settings.max_concurrent_logins, settings.max_concurrent_logins_per_cloud
+            ),
         )
 
 

@@ -46,7 +46,8 @@ blueprint = Blueprint("tokens", __name__)
         Failure(
             503,
             "unavailable",
-            "Too many logins of this worker are waiting for providers; see `Retry-After`",
+            "Too many logins of this worker (or to this Cloud ID) are waiting for providers;"
+            " see `Retry-After`",
         ),
     ],
     tags=["tokens"],
@@ -67,7 +68,7 @@ def create_token(body: dict):
     sso.limiter.count_ip(request.remote_addr or "unknown")
     with (
         sso.limiter.attempt(credentials.cloud_id, credentials.username) as attempt,
-        _login_slot(sso),
+        _login_slot(sso, credentials.cloud_id),
     ):
         definition = _definition(sso, credentials.cloud_id)
         result = _authenticate(sso, definition, credentials, attempt)
@@ -101,10 +102,19 @@ def _definition(sso: AppState, cloud_id: str) -> Definition:
 
 
 @contextlib.contextmanager
-def _login_slot(sso: AppState) -> Iterator[None]:
+def _login_slot(sso: AppState, cloud_id: str) -> Iterator[None]:
     """One of this worker's slots for logins waiting on the provider (portal and ext-auth), or
-    503 at once: slow providers never hold the threads introspection needs."""
-    if not sso.login_slots.acquire(blocking=False):
+    503 at once: slow providers never hold the threads introspection needs, and one Cloud ID's
+    slow provider never holds all the slots the others' logins need."""
+    refused = sso.login_slots.acquire(cloud_id)
+    if refused == "cloud":
+        raise ApiError(
+            503,
+            "unavailable",
+            "Too many logins to this Cloud ID are waiting for its provider; retry shortly.",
+            headers={"Retry-After": "1"},
+        )
+    if refused:
         raise ApiError(
             503,
             "unavailable",
@@ -114,7 +124,7 @@ def _login_slot(sso: AppState) -> Iterator[None]:
     try:
         yield
     finally:
-        sso.login_slots.release()
+        sso.login_slots.release(cloud_id)
 
 
 def _authenticate(

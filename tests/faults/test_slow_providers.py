@@ -136,3 +136,43 @@ def test_introspection_keeps_answering_while_32_logins_hang(sso, fresh_provider,
     assert len(statuses) == 32
     assert set(statuses) <= {502, 503}, statuses
     assert 502 in statuses
+
+
+@pytest.fixture
+def one_worker_sso(redis_server, provider):
+    # 4 login slots, of which one Cloud ID may take 3 (the default three quarters).
+    env = sso_env(redis_server.url, provider, SSO_MAX_CONCURRENT_LOGINS="4")
+    server = ServiceProcess("sso_service", env, workers=1).start()
+    yield server
+    server.stop()
+
+
+def test_one_cloud_with_a_hanging_provider_leaves_logins_to_the_others(
+    one_worker_sso, fresh_provider, cloud
+):
+    slow = "S" + secrets.token_hex(5)
+    fresh_provider.definitions[slow] = {**fresh_provider.default_definition(slow), "timeout": 6}
+    fresh_provider.auth_behaviour[slow] = Behaviour(mode="slow", delay=6)
+    for n in range(6):
+        fresh_provider.add_user(slow, f"user{n}", "pw")
+
+    statuses: list[int] = []
+    hanging = [
+        threading.Thread(
+            target=lambda n=n: statuses.append(
+                post_login(one_worker_sso, slow, f"user{n}", "pw").status_code
+            )
+        )
+        for n in range(6)
+    ]
+    for thread in hanging:
+        thread.start()
+    time.sleep(1.5)  # the first three are waiting on the provider; the rest were refused
+    # Another Cloud ID's login still finds a slot.
+    response = post_login(one_worker_sso, cloud)
+    assert response.status_code == 200, response.text
+    for thread in hanging:
+        thread.join()
+    # Three waited on the provider (502 at its deadline); the other three were refused at
+    # once: the slow cloud never held the fourth slot.
+    assert sorted(statuses) == [502, 502, 502, 503, 503, 503], statuses

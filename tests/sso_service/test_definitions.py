@@ -69,7 +69,9 @@ def test_clouds_file_yaml(tmp_path):
     assert clouds["42"].url == "https://numeric/"
 
 
-@pytest.mark.parametrize("cloud_id", ["NO", "on", "Yes", "0123", "1.10", "1_000", "0x1F", "1e3", "null", "~"])
+@pytest.mark.parametrize(
+    "cloud_id", ["NO", "on", "Yes", "0123", "1.10", "1_000", "0x1F", "1e3", "null", "~"]
+)
 def test_clouds_file_yaml_keys_are_the_cloud_ids_as_written(tmp_path, cloud_id):
     # YAML 1.1 would read these unquoted keys as False, True, 83, 1.1, 1000, 31, 1000.0, None.
     path = tmp_path / "clouds.yaml"

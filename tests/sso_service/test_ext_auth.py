@@ -451,9 +451,15 @@ def test_a_control_character_xml_cannot_carry_is_refused_in_an_xml_body(password
     assert refused.value.field == "password"
     # JSON and forms carry it escaped: nothing to refuse there.
     as_json = Definition.from_fields(
-        {"url": "https://x.test/a", "postData": '{"p": "%password%"}', "contentType": "application/json"}
+        {
+            "url": "https://x.test/a",
+            "postData": '{"p": "%password%"}',
+            "contentType": "application/json",
+        }
     )
-    assert json.loads(build_call(as_json, creds(password), allow_insecure_http=False).body) == {"p": password}
+    assert json.loads(build_call(as_json, creds(password), allow_insecure_http=False).body) == {
+        "p": password
+    }
 
 
 @pytest.mark.parametrize("username", ["..", ".", "..."])
