@@ -324,9 +324,12 @@ def _resolve(host: str, port: int, timeout: float) -> list[tuple[int, tuple]]:
 
 
 class _Exchanger:
-    """POSTs to one URL over pooled keep-alive connections, one deadline per exchange."""
+    """Requests (POSTs, or `method`) to one URL over pooled keep-alive connections, one
+    deadline per exchange."""
 
-    def __init__(self, url: str, headers: dict[str, str], ca_bundle: str | None):
+    def __init__(
+        self, url: str, headers: dict[str, str], ca_bundle: str | None, method: str = "POST"
+    ):
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {url!r}")
@@ -340,7 +343,7 @@ class _Exchanger:
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
-        lines = [f"POST {path} HTTP/1.1", f"Host: {host_header}"]
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {host_header}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
         self._head = ("\r\n".join(lines) + "\r\nContent-Length: ").encode("latin-1")
         self._tls: ssl.SSLContext | None = None
@@ -349,7 +352,7 @@ class _Exchanger:
         self._idle: list[_Connection] = []
         self._lock = threading.Lock()
 
-    def post(self, body: bytes, timeout: float) -> _Answer:
+    def send(self, body: bytes, timeout: float) -> _Answer:
         deadline = time.monotonic() + timeout
         message = self._head + str(len(body)).encode() + b"\r\n\r\n" + body
         connection = self._checkout() or self._connect(deadline)
@@ -478,6 +481,14 @@ class SsoClient:
             },
             ca_bundle,
         )
+        # The SSO's own readiness (its Redis): a malformed token is answered without Redis, so
+        # the introspection probe alone would call the SSO ready while no token can be checked.
+        self._readiness = _Exchanger(
+            self.base_url + "/readyz",
+            {"User-Agent": "contact-sync-contacts", "Accept-Encoding": "identity"},
+            ca_bundle,
+            method="GET",
+        )
         self._cache: OrderedDict[str, tuple[Identity, float]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -491,7 +502,7 @@ class SsoClient:
                 return cached
         body = urllib.parse.urlencode({"token": token}).encode("ascii")
         try:
-            answer = self._http.post(body, self.timeout)
+            answer = self._http.send(body, self.timeout)
         except TimeoutError:
             raise SsoUnavailable("SSO timed out") from None
         except _Broken as exc:
@@ -517,10 +528,21 @@ class SsoClient:
         # A malformed token is answered from its shape alone, without the SSO's Redis.
         if self.introspect(_READINESS_PROBE_TOKEN) is not None:
             raise SsoUnavailable("the SSO called the readiness probe token active")
+        try:
+            answer = self._readiness.send(b"", self.timeout)
+        except TimeoutError:
+            raise SsoUnavailable("SSO timed out") from None
+        except _Broken as exc:
+            raise SsoUnavailable(f"SSO unreachable: {exc.reason}") from None
+        except (OSError, ValueError) as exc:
+            raise SsoUnavailable(f"SSO unreachable: {exc.__class__.__name__}") from None
+        if answer.status != 200:
+            raise SsoUnavailable(f"the SSO's /readyz answered {answer.status}")
 
     def close(self) -> None:
         """Close the idle pooled connections."""
         self._http.close()
+        self._readiness.close()
 
     def _cached(self, key: str) -> Identity | None:
         with self._lock:

@@ -55,6 +55,11 @@ def test_sso_answers_503_without_redis_and_recovers_without_restart(stack):
         ready = requests.get(stack.sso.url + "/readyz", timeout=10)
         assert ready.status_code == 503
         assert ready.json()["error"] == "unavailable"
+        # Contacts cannot check a token either: it is not ready, and says the SSO is why
+        # (the SSO still answers a malformed token, which needs no Redis).
+        contacts_ready = requests.get(stack.contacts.url + "/readyz", timeout=10)
+        assert contacts_ready.status_code == 503, contacts_ready.text
+        assert list(contacts_ready.json()["details"]) == ["sso"]
         up = time.monotonic()
         stack.redis.start()
         loop.wait_until("login", 200, 3, after=up)
@@ -80,4 +85,5 @@ def test_sso_answers_503_without_redis_and_recovers_without_restart(stack):
         lambda: requests.get(stack.sso.url + "/readyz", timeout=3).status_code == 200,
         what="SSO ready again",
     )
+    assert requests.get(stack.contacts.url + "/readyz", timeout=10).status_code == 200
     assert introspect(stack.sso.url, contacts.token).json()["active"] is True
