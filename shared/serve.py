@@ -199,8 +199,12 @@ def run_gunicorn(factory: str, args: argparse.Namespace, preload: tuple[str, ...
             return getattr(importlib.import_module(module_name), attr)()
 
     _import_before_fork(preload)
+    master = os.getpid()
     try:
         _App().run()
     finally:
-        if owned_metrics_dir:
+        # Workers are forked inside run() and leave it by SystemExit (a TERM, a HUP reload, a
+        # timeout, max-requests): this finally runs in them too, and removing the directory
+        # there would make every later worker fail on its first metric. Only the master owns it.
+        if owned_metrics_dir and os.getpid() == master:
             shutil.rmtree(owned_metrics_dir, ignore_errors=True)

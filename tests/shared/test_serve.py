@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import urllib.parse
 
 import pytest
+import requests
+
+from tests.support.clients import process_tree
+from tests.support.servers import ServiceProcess, wait_for
+from tests.support.stack import sso_env
 
 
 def raw_request(url: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -38,3 +45,42 @@ def test_gunicorn_refusals_use_the_error_shape(sso_server, request_bytes, status
     assert set(answer) == {"error", "message"}
     if error:
         assert answer["error"] == error
+
+
+def _workers(server) -> list[int]:
+    return process_tree(server.process.pid)[1:]
+
+
+def _all_ok(server, paths=("/healthz", "/metrics", "/readyz"), rounds=12) -> list[int]:
+    # New connections each time, so both workers (gunicorn hands them out) are asked.
+    return [
+        requests.get(server.url + path, timeout=10).status_code
+        for _ in range(rounds)
+        for path in paths
+    ]
+
+
+@pytest.fixture
+def own_sso(redis_server, provider):
+    server = ServiceProcess("sso_service", sso_env(redis_server.url, provider), workers=2).start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("how", ["a worker ends (TERM)", "the master reloads (HUP)"])
+def test_workers_started_after_another_one_ended_still_serve(own_sso, how):
+    # The metrics directory belongs to the master: a worker leaving (it exits through the
+    # code that started it) once removed it, and every later worker answered 500.
+    wait_for(lambda: len(_workers(own_sso)) == 2, timeout=30, what="both workers")
+    before = _workers(own_sso)
+    if how.startswith("a worker"):
+        os.kill(before[0], signal.SIGTERM)
+    else:
+        os.kill(own_sso.process.pid, signal.SIGHUP)
+    wait_for(
+        lambda: len(after := _workers(own_sso)) == 2 and before[0] not in after,
+        timeout=30,
+        what="replacement workers",
+    )
+    statuses = _all_ok(own_sso)
+    assert set(statuses) == {200}, statuses
