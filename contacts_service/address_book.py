@@ -14,6 +14,7 @@ from contacts_service.checksums import (
     block_id,
     block_key_range,
 )
+from contacts_service.extensions import db
 from contacts_service.helper_threads import helper_threads
 from contacts_service.repository import DeviceRow
 from contacts_service.schemas import valid_device_id
@@ -276,8 +277,9 @@ def check_since(device: DeviceRow, since: int, settings: Settings) -> None:
 
 class StreamedBook:
     """A full book as the body of a streamed answer: the same bytes render_book() gives, in
-    pieces of DocumentStream.BATCH contacts. An iterable with close(), which the WSGI server
-    calls whether or not the body was read, so the database connection always goes back."""
+    the batches DocumentStream reads (at most BATCH contacts, about BATCH_BYTES). An iterable
+    with close(), which the WSGI server calls whether or not the body was read, so the
+    database connection always goes back."""
 
     def __init__(self, revision: int, smart_text: str, documents: repository.DocumentStream):
         self._head = f'{{"revision":{revision},"contacts":['.encode()
@@ -288,7 +290,7 @@ class StreamedBook:
         yield self._head
         separator = b""
         for batch in self._documents:
-            yield separator + ",".join(batch).encode()
+            yield separator + b",".join(batch)
             separator = b","
         yield self._tail
 
@@ -313,15 +315,39 @@ def open_book(
     )
 
 
-def render_book(device: DeviceRow, since: int | None, smart_text: str) -> str:
-    """The response body as text: stored documents are spliced in verbatim, never re-parsed."""
+def device_in_snapshot(caller: Caller, device_id: str, settings: Settings) -> DeviceRow:
+    """Grant the Smart Contacts numbers that wait, end the request's transaction (keeping
+    that and the sign-in's account sync), and start a REPEATABLE READ, READ ONLY one: the
+    device as it is in that snapshot, for reads that must agree with each other. psycopg2
+    opens it with `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`: no extra statement."""
+    grant_pending(caller.account_id, settings.smart_new_numbers_per_day)
+    db.session.commit()
+    db.session.connection(
+        execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+    )
+    return device_or_404(caller, device_id)
+
+
+def snapshot_smart(caller: Caller, device: DeviceRow) -> dict[str, list[dict]]:
+    """Smart Contacts in the snapshot of device_in_snapshot (granting happened before it)."""
+    return smart_map(repository.smart_matches(device.pk, smart_query(caller)))
+
+
+def render_book(device: DeviceRow, since: int | None, smart_text: str) -> bytes:
+    """The response body: stored documents are spliced in verbatim, never re-parsed, with one
+    copy of them (a single join, not a join of joins)."""
     documents = repository.documents(device.pk, since)
-    parts = [f'{{"revision":{device.revision},"contacts":[', ",".join(documents), "]"]
+    pieces = [f'{{"revision":{device.revision},"contacts":['.encode()]
+    for index, document in enumerate(documents):
+        if index:
+            pieces.append(b",")
+        pieces.append(document)
+    pieces.append(b"]")
     if since is not None:
         deleted = repository.deleted_since(device.pk, since)
-        parts.append(',"deleted":' + json.dumps(deleted, ensure_ascii=False))
-    parts.append(',"smart":' + smart_text + "}")
-    return "".join(parts)
+        pieces.append(b',"deleted":' + json.dumps(deleted, ensure_ascii=False).encode())
+    pieces.append(b',"smart":' + smart_text.encode() + b"}")
+    return b"".join(pieces)
 
 
 def smart_text(smart_map: dict) -> str:

@@ -99,7 +99,7 @@ def export_json(cloud_id: str, username: str, device_id: str | None = None) -> s
     parts = []
     for device in devices:
         head = _dumps(device_json(device))
-        contacts = ",".join(repository.documents(device.pk))
+        contacts = b",".join(repository.documents(device.pk)).decode()
         parts.append(f'{head[:-1]},"contacts":[{contacts}]}}')
     return (
         f'{{"cloud_id":{_dumps(cloud_id)},"username":{_dumps(username)},'

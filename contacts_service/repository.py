@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from psycopg2.extensions import register_adapter
+from psycopg2.extensions import BYTES, register_adapter, register_type
 from sqlalchemy import text
 
 from contacts_service import notifications
@@ -528,21 +528,24 @@ def block_listing(device_pk: int, low: int, high: int) -> list[tuple[str, str]]:
     return [(row[0], row[1]) for row in rows]
 
 
-def documents(device_pk: int, since: int | None = None) -> list[str]:
-    """The stored JSON text of the device's contacts (changed after `since`, if given)."""
-    if since is None:
-        rows = _execute(
-            "SELECT CAST(document AS text) FROM contacts WHERE device_pk = :pk ORDER BY contact_id",
-            pk=device_pk,
-        )
-    else:
-        rows = _execute(
-            "SELECT CAST(document AS text) FROM contacts WHERE device_pk = :pk "
-            "AND revision > :since ORDER BY contact_id",
-            pk=device_pk,
-            since=since,
-        )
-    return [row[0] for row in rows]
+def _text_as_bytes(cursor):
+    """The cursor returns text columns as their UTF-8 bytes, not str: the documents are sent
+    as bytes anyway, and as a str one character outside the BMP makes a whole document take 4
+    bytes per character (a 64 KiB contact with one emoji: 256 KiB)."""
+    register_type(BYTES, cursor)
+    return cursor
+
+
+def documents(device_pk: int, since: int | None = None) -> list[bytes]:
+    """The stored JSON text of the device's contacts (changed after `since`, if given), as
+    UTF-8 bytes, on the request's transaction."""
+    sql = "SELECT CAST(document AS text) FROM contacts WHERE device_pk = %(pk)s"
+    if since is not None:
+        sql += " AND revision > %(since)s"
+    connection = db.session.connection().connection  # the request's, in its transaction
+    with _text_as_bytes(connection.cursor()) as cursor:
+        cursor.execute(sql + " ORDER BY contact_id", {"pk": device_pk, "since": since})
+        return [row[0] for row in cursor.fetchall()]
 
 
 def deleted_since(device_pk: int, since: int) -> list[str]:
@@ -690,13 +693,21 @@ class DocumentStream:
     `revision` is the device's revision in the snapshot and `smart` its Smart Contacts matches
     (smart_matches, read in the same snapshot): the answer's revision, Smart Contacts and ETag
     are taken from them, so they always match the documents. `open()` returns None when the device
-    is gone. Iterating yields lists of documents; the snapshot ends and the connection goes
-    back to the pool as soon as the last row is read (before it is sent), or at `close()`
-    (also when the stream was never iterated: the client went away, or the request was a HEAD
-    or a 304).
+    is gone. Iterating yields lists of documents (UTF-8 bytes); the snapshot ends and the
+    connection goes back to the pool as soon as the last row is read (before it is sent), or at
+    `close()` (also when the stream was never iterated: the client went away, or the request
+    was a HEAD or a 304).
+
+    Batches are bounded in bytes as well as rows: the first fetch is FIRST_BATCH rows, and each
+    next one as many rows as the last batch's average size fits in BATCH_BYTES (at most
+    BATCH). A book of 64 KiB contacts is then read about 1 MiB at a time rather than 64 MiB,
+    which bounds the worker's memory, and a slow client needs only that much read between two
+    fetches before the idle snapshot's deadline (idle_in_transaction_session_timeout).
     """
 
     BATCH = 1000
+    FIRST_BATCH = 64
+    BATCH_BYTES = 1 << 20
 
     def __init__(self, connection, cursor, revision: int, smart: list[SmartMatch]):
         self._connection, self._cursor = connection, cursor
@@ -730,7 +741,7 @@ class DocumentStream:
             # Smart Contacts from the same snapshot as the documents, so they always agree.
             plain.execute(_SMART_MATCHES_RAW, smart.params(device_pk))
             matches = [tuple(match) for match in plain.fetchall()]
-            cursor = connection.cursor(name="book")  # a server-side cursor (DECLARE)
+            cursor = _text_as_bytes(connection.cursor(name="book"))  # server-side (DECLARE)
             cursor.itersize = cls.BATCH
             cursor.execute(
                 "SELECT CAST(document AS text) FROM contacts WHERE device_pk = %s "
@@ -743,13 +754,17 @@ class DocumentStream:
         return cls(connection, cursor, row[0], matches)
 
     def __iter__(self):
+        count = self.FIRST_BATCH
         while self._connection is not None:
-            rows = self._cursor.fetchmany(self.BATCH)
-            if len(rows) < self.BATCH:
+            rows = self._cursor.fetchmany(count)
+            if len(rows) < count:
                 # The last batch: give the connection back before a slow client reads it.
                 self.close()
             if rows:
-                yield [row[0] for row in rows]
+                batch = [row[0] for row in rows]
+                size = sum(map(len, batch))
+                count = max(1, min(self.BATCH, len(batch) * self.BATCH_BYTES // max(size, 1)))
+                yield batch
 
     def close(self) -> None:
         if self._connection is None:

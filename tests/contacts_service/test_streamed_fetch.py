@@ -196,21 +196,44 @@ def test_concurrent_big_fetches_do_not_run_out_of_connections(big_book, one_smal
     assert outcomes == [(200, SIZE)] * 24
 
 
-def test_a_stalled_reader_holds_no_connection_once_the_rows_are_read(alice, postgres_database):
-    """The snapshot ends as soon as the last batch is fetched, before it is sent: a client
-    that stops reading a book of one batch holds no connection idle in transaction."""
+def test_batches_are_bounded_in_bytes_and_the_last_one_ends_the_snapshot(
+    app, alice, postgres_database
+):
+    """Big contacts come in batches of about BATCH_BYTES, not BATCH rows (1,000 contacts of
+    64 KiB would be 64 MiB at once), and the snapshot ends as soon as the last batch is
+    fetched, before it is sent: a client that stops reading then holds no connection."""
     alice.register("stall")
-    notes = "n" * 30_000  # 15 MB in all: more than the sockets buffer, so sending blocks
+    notes = "n" * 30_000 + "😀"  # one character outside the BMP: bytes, not a 4-byte str
     alice.upsert("stall", [sample_contact(f"s{n:04d}", notes=notes) for n in range(STREAM_FROM)])
-    url = f"{alice.base_url}/v1/devices/stall/contacts"
-    headers = {"Authorization": f"Bearer {alice.token}", "Accept-Encoding": "identity"}
-    with requests.get(url, headers=headers, stream=True, timeout=30) as response:
-        assert response.status_code == 200
-        assert response.raw.read(10) == b'{"revision'
-        time.sleep(0.5)  # the worker is now blocked sending the rest
-        assert settles(lambda: idle_in_transaction(postgres_database.url) == 0, timeout=5)
-        rest = response.raw.read()
-    assert len(json.loads(b'{"revision' + rest)["contacts"]) == STREAM_FROM
+    with app.app_context():
+        pk = db.session.execute(
+            db.text("SELECT pk FROM devices WHERE device_id = 'stall' ORDER BY pk DESC LIMIT 1")
+        ).scalar_one()
+        db.session.rollback()
+        stream = repository.DocumentStream.open(pk, NOBODY, 5)
+        try:
+            sizes, open_snapshots = [], []
+            for batch in stream:
+                assert all(isinstance(document, bytes) for document in batch)
+                sizes.append((len(batch), sum(map(len, batch))))
+                open_snapshots.append(idle_in_transaction(postgres_database.url))
+        finally:
+            stream.close()
+    largest = max(len(document) for document in repository_documents(app, pk))
+    assert sum(rows for rows, _ in sizes) == STREAM_FROM
+    assert sizes[0][0] == repository.DocumentStream.FIRST_BATCH
+    assert all(size <= repository.DocumentStream.BATCH_BYTES + largest for _, size in sizes[1:])
+    assert len(sizes) > 10  # 15 MB in about 1 MiB batches
+    # Open while batches remain; ended before the last one reaches the caller.
+    assert open_snapshots == [1] * (len(sizes) - 1) + [0]
+
+
+def repository_documents(app, pk: int) -> list[bytes]:
+    with app.app_context():
+        try:
+            return repository.documents(pk)
+        finally:
+            db.session.rollback()
 
 
 def test_smart_contacts_come_from_the_snapshot_of_the_documents(
