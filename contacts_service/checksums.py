@@ -15,8 +15,9 @@ A client computes the same values locally, so these functions are the protocol:
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
+
+from contacts_service import json_numbers
 
 MAX_BITS = 16
 
@@ -24,7 +25,8 @@ MAX_BITS = 16
 def canonical_json(contact: dict) -> str:
     """The canonical text of a contact (sorted keys, no spaces, raw Unicode), minus `checksum`."""
     body = {key: value for key, value in contact.items() if key != "checksum"}
-    return json.dumps(
+    # A number kept as its text (json_numbers.RawNumber) is written as that text.
+    return json_numbers.dumps(
         body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )
 

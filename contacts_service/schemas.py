@@ -10,7 +10,6 @@ body reader refuses unpaired surrogates), so these rules only add what each fiel
 
 from __future__ import annotations
 
-import json
 import re
 from typing import BinaryIO
 
@@ -27,6 +26,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from contacts_service import json_numbers
 from contacts_service.checksums import MAX_BITS, parse_block_id
 from contacts_service.upload import load_upload, value_cap
 from shared import text
@@ -151,7 +151,9 @@ def contact_size(contact: dict) -> int:
     """Bytes of the contact as compact UTF-8 JSON (ValueError for NaN, RecursionError for
     absurd nesting)."""
     return len(
-        json.dumps(contact, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        json_numbers.dumps(
+            contact, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        ).encode()
     )
 
 
@@ -280,7 +282,9 @@ def plain_text(contact: object, max_entries: int, max_bytes: int) -> str | None:
         if not isinstance(address, dict) or not _optional_strings(address, _ADDRESS_STRINGS):
             return None
     try:
-        text_ = json.dumps(contact, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        text_ = json_numbers.dumps(
+            contact, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        )
     except (ValueError, RecursionError):
         # NaN, or nesting deeper than the encoder's recursion allows (the C decoder takes
         # somewhat deeper): not plainly valid, so the schema's depth rule decides (422).

@@ -28,6 +28,7 @@ from typing import Any, BinaryIO
 
 from marshmallow import Schema, ValidationError
 
+from contacts_service import json_numbers
 from contacts_service.checksums import block_key, contact_checksum
 from contacts_service.helper_threads import helper_threads
 from shared.errors import ApiError
@@ -42,7 +43,10 @@ def _not_json(constant: str):
     raise ValueError(f"{constant} is not a JSON value")
 
 
-_DECODER = json.JSONDecoder(parse_constant=_not_json)
+# Numbers keep their text where Python would write them back differently (json_numbers).
+_DECODER = json.JSONDecoder(
+    parse_constant=_not_json, parse_float=json_numbers.parse_float, parse_int=json_numbers.parse_int
+)
 
 
 class Documents:
@@ -195,7 +199,9 @@ def prepare_contact(
     the thousands of "tel-0" in a book are one str, not one each. `documents`: where the
     upload keeps its contacts' texts (a new one when not given)."""
     if text is None:
-        text = json.dumps(contact, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        text = json_numbers.dumps(
+            contact, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        )
     if "checksum" in contact:
         checksum = contact["checksum"]
     else:
@@ -355,7 +361,7 @@ class _Reader:
                 or (
                     end < len(self.text)
                     and not (
-                        type(value) in (int, float)
+                        type(value) in (int, float, json_numbers.RawNumber)
                         and _NUMBER_CHARACTERS.match(self.text, end).end() == len(self.text)
                     )
                 )

@@ -403,3 +403,31 @@ def test_put_validation_paths_start_at_contacts(alice):
     }
     missing = alice.put("/v1/devices/d/contacts", json={})
     assert missing.status_code == 422 and "contacts" in missing.json()["details"]
+
+
+NUMBER_TEXTS = [
+    "1e2", "1E2", "1.50", "3.141592653589793238462643383279", "-0", "-0.0", "1e-400",
+    "0.1", "4.5", "10", "-7", "9" * 5000, "1.0000000000000000001", "2.5E+10",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", NUMBER_TEXTS, ids=[t[:24] for t in NUMBER_TEXTS])
+def test_numbers_are_read_back_as_the_text_they_were_sent_as(alice, text):
+    # Python's json would write 1e2 back as 100.0, lose the digits of long floats, read
+    # 1e-400 as 0.0 and -0 as 0, and refuse integers of more than 4,300 digits.
+    alice.register("numbers")
+    raw = (
+        '{"upsert": [{"contactId": "n", "rating": ' + text + ', "list": [' + text + "],"
+        ' "nested": {"x": ' + text + "}}]}"
+    )
+    response = alice.patch(
+        "/v1/devices/numbers/contacts", data=raw, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 200, response.text
+    stored = alice.get("/v1/devices/numbers/contacts", headers={"Accept-Encoding": "identity"}).text
+    assert f'"rating":{text},"list":[{text}],"nested":{{"x":{text}}}' in stored
+    # The same contact again is unchanged: its checksum is computed from the same text.
+    again = alice.patch(
+        "/v1/devices/numbers/contacts", data=raw, headers={"Content-Type": "application/json"}
+    )
+    assert again.json()["unchanged"] == 1

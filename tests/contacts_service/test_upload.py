@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from marshmallow import ValidationError
 
+from contacts_service import json_numbers
 from contacts_service.api import api
 from contacts_service.schemas import PatchContactsSchema, PutContactsSchema
 from contacts_service.upload import Documents, _Reader, prepare_contact
@@ -37,7 +38,10 @@ def streamed(schema, text: str):
 
 def reference(schema, text: str, key: str):
     try:
-        body = json.loads(text)
+        # The whole body at once, with the numbers policy of any contacts upload.
+        body = json.loads(
+            text, parse_float=json_numbers.parse_float, parse_int=json_numbers.parse_int
+        )
     except ValueError:
         return (400, "invalid_json")
     if not isinstance(body, dict):
