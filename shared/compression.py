@@ -24,7 +24,9 @@ SMALL_LEVEL, LARGE_LEVEL, LARGE = 6, 3, 256 * 1024
 
 
 def accepts_gzip() -> bool:
-    return request.accept_encodings.quality("gzip") > 0
+    # RFC 9110 8.4.1.3: x-gzip is to be taken as gzip.
+    accepted = request.accept_encodings
+    return max(accepted.quality("gzip"), accepted.quality("x-gzip")) > 0
 
 
 def register_compression(app: Flask) -> None:

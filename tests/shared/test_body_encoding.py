@@ -128,7 +128,13 @@ def test_responses_over_1_kib_are_gzipped_for_clients_that_accept_it(client):
     assert int(encoded.headers["Content-Length"]) == len(encoded.data) < len(plain.data)
 
 
-@pytest.mark.parametrize("accept", ["gzip;q=0", "identity", "br"])
+@pytest.mark.parametrize("accept", ["x-gzip", "X-GZIP;q=0.5", "*", "identity;q=0.1, gzip"])
+def test_gzip_when_accepted_under_any_of_its_names(client, accept):
+    response = client.get("/big", headers={"Accept-Encoding": accept})
+    assert response.headers["Content-Encoding"] == "gzip"
+
+
+@pytest.mark.parametrize("accept", ["gzip;q=0", "identity", "br", "*;q=0, identity"])
 def test_no_gzip_unless_accepted(client, accept):
     response = client.get("/big", headers={"Accept-Encoding": accept})
     assert "Content-Encoding" not in response.headers
