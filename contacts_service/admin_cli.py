@@ -60,10 +60,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _act(args: argparse.Namespace, account: dict, device_id: str | None) -> int:
+    import psycopg2
     from sqlalchemy import exc as sa_exc
 
     from contacts_service import admin
     from contacts_service.extensions import db
+    from contacts_service.state import app_state
     from shared.admin import audit_logger, cli_client, write_audit
 
     audit = audit_logger("contacts_service")
@@ -76,18 +78,27 @@ def _act(args: argparse.Namespace, account: dict, device_id: str | None) -> int:
         elif args.format == "vcard":
             output = admin.export_vcard(cloud_id, username, device_id)
         else:
-            output = admin.export_json(cloud_id, username, device_id)
+            # Written as it is read (an account can be gigabytes); the audit line follows it.
+            export = admin.JsonExport.open(
+                cloud_id, username, device_id, app_state().settings.db_statement_timeout_seconds
+            )
+            for piece in export:
+                sys.stdout.buffer.write(piece)
+            sys.stdout.buffer.write(b"\n")
+            sys.stdout.flush()
+            output = ""
     except admin.NoSuchAccount:
         return _fail(audit, who, "not_found", "no such account")
     except admin.NoSuchDevice:
         return _fail(audit, who, "not_found", "no such device for this account")
-    except sa_exc.SQLAlchemyError as exc:
+    except (sa_exc.SQLAlchemyError, psycopg2.Error) as exc:
         return _fail(audit, who, "unavailable", f"the database failed ({exc.__class__.__name__})")
     finally:
         db.session.rollback()
         db.engine.dispose()
     write_audit(audit, result="ok", **who)
-    sys.stdout.write(output if not output or output.endswith("\n") else output + "\n")
+    if output:
+        sys.stdout.write(output if output.endswith("\n") else output + "\n")
     return 0
 
 

@@ -683,98 +683,164 @@ def smart_matches(device_pk: int, query: SmartQuery) -> list[SmartMatch]:
 # --- streamed reads ---------------------------------------------------------------------------
 
 
-class DocumentStream:
-    """The stored JSON text of a device's contacts, read from a server-side cursor in batches
-    (BATCH rows per round trip), in a REPEATABLE READ snapshot on a pooled connection of its
-    own, so the whole book is never in this process at once. The request's session must have
-    committed first (address_book.stream_book): a request never holds two connections, so
-    concurrent big fetches cannot take the whole pool between them.
+class ReadSnapshot:
+    """A REPEATABLE READ, READ ONLY transaction on a pooled connection of its own, for answers
+    streamed after the request's own transaction has ended (a full fetch, an account export):
+    everything read through it agrees, and documents come from server-side cursors in batches,
+    so a book or an account of any size is never in this process at once.
 
-    `revision` is the device's revision in the snapshot and `smart` its Smart Contacts matches
-    (smart_matches, read in the same snapshot): the answer's revision, Smart Contacts and ETag
-    are taken from them, so they always match the documents. `open()` returns None when the device
-    is gone. Iterating yields lists of documents (UTF-8 bytes); the snapshot ends and the
-    connection goes back to the pool as soon as the last row is read (before it is sent), or at
-    `close()` (also when the stream was never iterated: the client went away, or the request
-    was a HEAD or a 304).
+    A client that stops reading must not hold the snapshot open for long: PostgreSQL ends a
+    transaction left idle past max(statement timeout, 60 s), and the stream then fails rather
+    than waiting. `close()` rolls back and gives the connection back; it is safe to call twice.
 
     Batches are bounded in bytes as well as rows: the first fetch is FIRST_BATCH rows, and each
     next one as many rows as the last batch's average size fits in BATCH_BYTES (at most
     BATCH). A book of 64 KiB contacts is then read about 1 MiB at a time rather than 64 MiB,
     which bounds the worker's memory, and a slow client needs only that much read between two
-    fetches before the idle snapshot's deadline (idle_in_transaction_session_timeout).
+    fetches before the idle snapshot's deadline.
     """
 
     BATCH = 1000
     FIRST_BATCH = 64
     BATCH_BYTES = 1 << 20
 
-    def __init__(self, connection, cursor, revision: int, smart: list[SmartMatch]):
-        self._connection, self._cursor = connection, cursor
-        self.revision, self.smart = revision, smart
+    def __init__(self, connection):
+        self._connection = connection
+        self._cursors = 0
 
     @classmethod
-    def open(
-        cls, device_pk: int, smart: SmartQuery, statement_timeout_seconds: float
-    ) -> DocumentStream | None:
+    def open(cls, statement_timeout_seconds: float) -> ReadSnapshot:
         connection = db.engine.raw_connection()
         try:
-            plain = connection.cursor()
-            # A client that stops reading must not hold the snapshot open for long: PostgreSQL
-            # ends a transaction left idle, and this stream then fails instead of waiting.
-            plain.execute(
-                "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY;"
-                "SET LOCAL statement_timeout = %s;"
-                "SET LOCAL idle_in_transaction_session_timeout = %s;"
-                "SELECT revision FROM devices WHERE pk = %s",
-                (
-                    int(statement_timeout_seconds * 1000),
-                    int(max(statement_timeout_seconds, 60) * 1000),
-                    device_pk,
-                ),
-            )
-            row = plain.fetchone()
-            if row is None:
-                connection.rollback()
-                connection.close()
-                return None
-            # Smart Contacts from the same snapshot as the documents, so they always agree.
-            plain.execute(_SMART_MATCHES_RAW, smart.params(device_pk))
-            matches = [tuple(match) for match in plain.fetchall()]
-            cursor = _text_as_bytes(connection.cursor(name="book"))  # server-side (DECLARE)
-            cursor.itersize = cls.BATCH
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY;"
+                    "SET LOCAL statement_timeout = %s;"
+                    "SET LOCAL idle_in_transaction_session_timeout = %s",
+                    (
+                        int(statement_timeout_seconds * 1000),
+                        int(max(statement_timeout_seconds, 60) * 1000),
+                    ),
+                )
+        except BaseException:
+            _discard(connection)
+            raise
+        return cls(connection)
+
+    def _run(self, fetch, sql: str, params):
+        try:
+            with self._connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                return fetch(cursor)
+        except BaseException:
+            self.close(broken=True)
+            raise
+
+    def one(self, sql: str, params) -> tuple | None:
+        return self._run(lambda cursor: cursor.fetchone(), sql, params)
+
+    def all(self, sql: str, params) -> list[tuple]:
+        return self._run(lambda cursor: cursor.fetchall(), sql, params)
+
+    def documents(self, device_pk: int, *, last: bool = False):
+        """The device's stored documents in contactId order, as lists of UTF-8 bytes. The
+        cursor is declared now (so a failure is raised before any answer starts); rows are
+        fetched as the result is iterated. `last`: nothing more will be read, so the snapshot
+        ends as soon as the last row is fetched, before that batch is handed on (a client
+        that then stops reading holds no connection)."""
+        self._cursors += 1
+        try:
+            cursor = _text_as_bytes(self._connection.cursor(name=f"documents{self._cursors}"))
+            cursor.itersize = self.BATCH
             cursor.execute(
                 "SELECT CAST(document AS text) FROM contacts WHERE device_pk = %s "
                 "ORDER BY contact_id",
                 (device_pk,),
             )
         except BaseException:
-            _discard(connection)
+            self.close(broken=True)
             raise
-        return cls(connection, cursor, row[0], matches)
+        return self._batches(cursor, last)
 
-    def __iter__(self):
+    def _batches(self, cursor, last: bool):
         count = self.FIRST_BATCH
         while self._connection is not None:
-            rows = self._cursor.fetchmany(count)
-            if len(rows) < count:
-                # The last batch: give the connection back before a slow client reads it.
-                self.close()
+            try:
+                rows = cursor.fetchmany(count)
+            except BaseException:
+                self.close(broken=True)
+                raise
+            done = len(rows) < count
+            if done:
+                if last:
+                    self.close()
+                else:
+                    cursor.close()
             if rows:
                 batch = [row[0] for row in rows]
                 size = sum(map(len, batch))
                 count = max(1, min(self.BATCH, len(batch) * self.BATCH_BYTES // max(size, 1)))
                 yield batch
+            if done:
+                return
 
-    def close(self) -> None:
+    def close(self, broken: bool = False) -> None:
         if self._connection is None:
             return
         connection, self._connection = self._connection, None
+        if broken:
+            _discard(connection)
+            return
         try:
-            connection.rollback()  # read only: nothing to keep; also closes the cursor
+            connection.rollback()  # read only: nothing to keep; also closes the cursors
             connection.close()  # back to the pool
         except Exception:
             _discard(connection)
+
+
+class DocumentStream:
+    """A device's full book for a streamed answer: its documents in batches (ReadSnapshot)
+    with the device's `revision` and Smart Contacts matches (`smart`, as smart_matches gives
+    them) read in the same snapshot, so the answer's revision, Smart Contacts and ETag always
+    match the documents. The request's session must have committed first
+    (address_book.open_book): a request never holds two connections, so concurrent big fetches
+    cannot take the whole pool between them.
+
+    `open()` returns None when the device is gone. Iterating yields lists of documents (UTF-8
+    bytes); the snapshot ends as soon as the last row is read (before it is sent), or at
+    `close()` (also when the stream was never iterated: the client went away, or the request
+    was a HEAD or a 304).
+    """
+
+    BATCH = ReadSnapshot.BATCH
+    FIRST_BATCH = ReadSnapshot.FIRST_BATCH
+    BATCH_BYTES = ReadSnapshot.BATCH_BYTES
+
+    def __init__(self, snapshot: ReadSnapshot, batches, revision: int, smart: list[SmartMatch]):
+        self._snapshot, self._batches = snapshot, batches
+        self.revision, self.smart = revision, smart
+
+    @classmethod
+    def open(
+        cls, device_pk: int, smart: SmartQuery, statement_timeout_seconds: float
+    ) -> DocumentStream | None:
+        snapshot = ReadSnapshot.open(statement_timeout_seconds)
+        row = snapshot.one("SELECT revision FROM devices WHERE pk = %s", (device_pk,))
+        if row is None:
+            snapshot.close()
+            return None
+        # Smart Contacts from the same snapshot as the documents, so they always agree.
+        matches = [
+            tuple(match) for match in snapshot.all(_SMART_MATCHES_RAW, smart.params(device_pk))
+        ]
+        batches = snapshot.documents(device_pk, last=True)
+        return cls(snapshot, batches, row[0], matches)
+
+    def __iter__(self):
+        return self._batches
+
+    def close(self) -> None:
+        self._snapshot.close()
 
 
 def _discard(connection) -> None:

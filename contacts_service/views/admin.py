@@ -34,6 +34,7 @@ from shared.admin import (
     note_account,
 )
 from shared.client_auth import MemoryThrottle
+from shared.compression import streamed
 from shared.contract import Answer, Failure
 from shared.errors import ApiError
 from shared.metrics import register_collector
@@ -180,12 +181,17 @@ def export_account(body: dict):
         if body["format"] == "vcard":
             cards = admin.export_vcard(cloud_id, username, device_id)
             return Response(cards, content_type=VCARD_MEDIA)
-        exported = admin.export_json(cloud_id, username, device_id)
+        # Streamed from a snapshot of its own: the request's transaction ends first, so a
+        # request never holds two connections.
+        db.session.commit()
+        exported = admin.JsonExport.open(
+            cloud_id, username, device_id, app_state().settings.db_statement_timeout_seconds
+        )
     except admin.NoSuchAccount:
         raise _no_account() from None
     except admin.NoSuchDevice:
         raise ApiError(404, "not_found", "No such device for this account.") from None
-    return Response(exported, mimetype="application/json")
+    return streamed(exported, mimetype="application/json", headers={})
 
 
 @admin_api.route(

@@ -153,6 +153,27 @@ def test_export_of_one_device(ops, api, new_account):
     assert [c["contactId"] for c in exported["devices"][0]["contacts"]] == ["y"]
 
 
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
+def test_export_of_a_large_account_is_streamed_in_batches(ops, api, new_account, encoding):
+    # Several devices, each more than one batch of about 1 MiB: the export is sent as it is
+    # read (no Content-Length), and is exactly what each device reads back.
+    account = new_account()
+    client = api.as_(account)
+    notes = "é" * 4000 + "😀"
+    for device_id in ("d1", "d2", "d3"):
+        upload(client, device_id, [
+            {"contactId": f"{device_id}-{n:04d}", "notes": notes} for n in range(400)
+        ])  # fmt: skip
+    response = post(ops, EXPORT, account_body(account), headers={"Accept-Encoding": encoding})
+    assert response.status_code == 200
+    assert "Content-Length" not in response.headers
+    assert response.headers.get("Content-Encoding", "identity") == encoding
+    exported = response.json()
+    assert [device["id"] for device in exported["devices"]] == ["d1", "d2", "d3"]
+    for device in exported["devices"]:
+        assert device["contacts"] == client.contacts(device["id"])["contacts"]
+
+
 def test_export_in_vcard_round_trips_names_and_numbers(ops, api, new_account):
     account = new_account()
     client = api.as_(account)
