@@ -16,8 +16,8 @@
   pruned and devices.log_floor remembers the newest pruned revision (older `since` → 410).
 - retired_devices: the highest revision a deleted device reached, consumed when its id is
   registered again (the new device's log_floor starts past it, so a `since` that belongs to the
-  deleted book → 410 rather than the new book's changes), forgotten after
-  CONTACTS_CHANGE_LOG_DAYS (migration 0004).
+  deleted book → 410 rather than the new book's changes), the 1,000 most recent per account
+  (migration 0004).
 - contact_numbers: the E.164 form of every tel entry, for the Smart Contacts join.
   E.164 columns are `text` (migration 0002): possible numbers reach 18 characters
   (+49123456789012345), and the code bounds what it parses (shared.phone).

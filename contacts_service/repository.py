@@ -194,29 +194,22 @@ def get_device(account_id: int, device_id: str, lock: bool = False) -> DeviceRow
 
 
 def create_device(
-    account_id: int,
-    device_id: str,
-    name: str | None,
-    platform: str | None,
-    remember_days: int,
+    account_id: int, device_id: str, name: str | None, platform: str | None
 ) -> DeviceRow | None:
     """Insert the device; None when it already exists (also when a concurrent request won).
 
-    A device of this id deleted within `remember_days` gives the new one its log_floor: one
-    past the highest revision the deleted book reached, so a `since` from that book is a 410
-    (the two books' revisions overlap: both start at 0). The record is consumed."""
+    A deleted device of this id gives the new one its log_floor: one past the highest revision
+    the deleted book reached, so a `since` that may come from that book is a 410 (both books
+    count from 0, so the numbers alone cannot tell them apart). The record is consumed."""
     row = _execute(
         """
         WITH retired AS (
             DELETE FROM retired_devices
             WHERE account_id = :a AND device_id = :d
-            RETURNING revision, retired_at
+            RETURNING revision
         )
         INSERT INTO devices (account_id, device_id, name, platform, log_floor)
-        SELECT :a, :d, :name, :platform, COALESCE((
-            SELECT revision + 1 FROM retired
-            WHERE retired_at > now() - make_interval(days => CAST(:days AS integer))
-        ), 0)
+        SELECT :a, :d, :name, :platform, COALESCE((SELECT revision + 1 FROM retired), 0)
         ON CONFLICT (account_id, device_id) DO NOTHING
         RETURNING *
         """,
@@ -224,9 +217,13 @@ def create_device(
         d=device_id,
         name=name,
         platform=platform,
-        days=remember_days,
     ).first()
     return _device(row)
+
+
+# Deleted devices remembered per account (the most recent ones): ids that come and go cannot
+# grow the table without bound.
+RETIRED_DEVICES_KEPT = 1000
 
 
 def update_device_fields(device_pk: int, fields: dict[str, str | None]) -> DeviceRow:
@@ -249,14 +246,14 @@ def update_device_fields(device_pk: int, fields: dict[str, str | None]) -> Devic
     return _device(row)
 
 
-def delete_device(account_id: int, device_id: str, remember_days: int) -> bool:
+def delete_device(account_id: int, device_id: str) -> bool:
     """Delete the device with its contacts, numbers and change log. The device row goes first:
     deleting it waits for a write that holds it and makes later writes find no device, so
     no row of the device can be written after its rows are deleted (they have no foreign key
     to cascade, see models.py).
 
     The highest revision its book reached is kept (retired_devices) for a new registration of
-    the same id, see create_device; the account's records older than `remember_days` go."""
+    the same id, see create_device; an account keeps the RETIRED_DEVICES_KEPT most recent."""
     row = _execute(
         "DELETE FROM devices WHERE account_id = :a AND device_id = :d "
         "RETURNING pk, GREATEST(revision, log_floor - 1) AS reached",
@@ -267,12 +264,6 @@ def delete_device(account_id: int, device_id: str, remember_days: int) -> bool:
         return False
     for table in ("contact_numbers", "deleted_contacts", "contacts"):
         _execute(f"DELETE FROM {table} WHERE device_pk = :pk", pk=row.pk)  # noqa: S608 - constants
-    _execute(
-        "DELETE FROM retired_devices WHERE account_id = :a "
-        "AND retired_at <= now() - make_interval(days => CAST(:days AS integer))",
-        a=account_id,
-        days=remember_days,
-    )
     if row.reached > 0:  # revision 0 is the same empty book in every device: nothing to tell
         _execute(
             """
@@ -285,6 +276,17 @@ def delete_device(account_id: int, device_id: str, remember_days: int) -> bool:
             a=account_id,
             d=device_id,
             reached=row.reached,
+        )
+        _execute(
+            """
+            DELETE FROM retired_devices
+            WHERE account_id = :a AND retired_at < (
+                SELECT retired_at FROM retired_devices WHERE account_id = :a
+                ORDER BY retired_at DESC OFFSET :kept LIMIT 1
+            )
+            """,
+            a=account_id,
+            kept=RETIRED_DEVICES_KEPT - 1,
         )
     return True
 

@@ -109,13 +109,7 @@ def _register(account_id: int, device_id: str, given: dict) -> DeviceRow | None:
             f"An account has at most {limit} devices; delete one first.",
             {"device_id": [f"The account already has {limit} devices."]},
         )
-    return repository.create_device(
-        account_id,
-        device_id,
-        given.get("name"),
-        given.get("platform"),
-        app_state().settings.change_log_days,
-    )
+    return repository.create_device(account_id, device_id, given.get("name"), given.get("platform"))
 
 
 @api.route(
@@ -145,7 +139,7 @@ def delete_device(device_id: str):
     """Delete a device and its whole address book."""
     notifications.device_deleting(caller().account_id, device_id)  # sent only if it commits
     if not valid_device_id(device_id) or not repository.delete_device(
-        caller().account_id, device_id, app_state().settings.change_log_days
+        caller().account_id, device_id
     ):
         raise not_found()
     return "", 204

@@ -255,10 +255,12 @@ def test_since_from_a_deleted_device_of_the_same_id_is_410(alice):
     assert alice.register("phone")["revision"] == 0
     for n in range(1, 5):
         alice.upsert("phone", [contact(f"n{n}")])  # revs 1-4
-    for since in (0, 1, 3):
+    for since in (1, 2, 3):
         stale = alice.get("/v1/devices/phone/contacts", params={"since": since})
         assert stale.status_code == 410, (since, stale.text)
         assert stale.json()["error"] == "revision_expired"
+    # 0 is every book's empty beginning: always answered, with the whole new book.
+    assert len(alice.contacts("phone", since=0)["contacts"]) == 4
     # Past what the deleted book reached, a since can only be the new book's: answered.
     assert alice.contacts("phone", since=4)["revision"] == 4
     assert [c["contactId"] for c in alice.contacts("phone", since=3 + 1)["contacts"]] == []
@@ -306,15 +308,28 @@ def test_since_older_than_the_change_log_is_410(limited, new_account):
     assert bob.contacts("d", since=2)["contacts"][0]["contactId"] == "c"
 
 
-def test_a_deleted_device_is_remembered_only_as_long_as_the_change_log(limited, new_account):
-    # The limited service keeps its change log 0 days: the deleted book is forgotten at once,
-    # and the account's records of it with it (bounded however many ids come and go).
-    bob = limited.as_(new_account())
-    bob.register("d")
-    bob.upsert("d", [contact("a")])
-    bob.delete("/v1/devices/d")
-    bob.register("d")
-    assert bob.contacts("d", since=0)["revision"] == 0
+def test_an_account_remembers_its_most_recent_deleted_devices_only(alice, database):
+    # Ids that come and go cannot grow the table without bound: 1,000 per account are kept.
+    alice.register("kept")
+    alice.upsert("kept", [contact("a")])
+    with database.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO retired_devices (account_id, device_id, revision, retired_at) "
+            "SELECT a.id, 'old-' || n, 5, now() - make_interval(secs => n) "
+            "FROM accounts a, generate_series(1, 1200) AS n WHERE a.username = %s",
+            (alice.account.username,),
+        )
+    assert alice.delete("/v1/devices/kept").status_code == 204
+    with database.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), count(*) FILTER (WHERE device_id = 'kept'), "
+            "count(*) FILTER (WHERE device_id = 'old-1') FROM retired_devices r "
+            "JOIN accounts a ON a.id = r.account_id WHERE a.username = %s",
+            (alice.account.username,),
+        )
+        assert cursor.fetchone() == (1000, 1, 1)  # the newest, down to the 999th old one
+    alice.register("kept")
+    assert alice.get("/v1/devices/kept/contacts", params={"since": 1}).status_code == 410
 
 
 def test_change_log_is_pruned_by_age(alice, database):

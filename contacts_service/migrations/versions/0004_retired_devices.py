@@ -5,8 +5,8 @@ A new device starts at revision 0 (API.md), so after a delete and a new registra
 revisions of the two address books overlap: a client that had synced the old book at revision
 3 would be sent the new book's changes after 3 as if they applied to what it holds. The new
 device's log_floor is set past the old book's revisions instead (any such `since` → 410, the
-client reads everything again). A row is consumed when the device id is registered again and
-forgotten after CONTACTS_CHANGE_LOG_DAYS.
+client reads everything again). A row is consumed when the device id is registered again; an
+account keeps its 1,000 most recent (repository.RETIRED_DEVICES_KEPT).
 
 Revision ID: 0004
 Revises: 0003
