@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+import psycopg2
 from flask import Flask
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
@@ -135,6 +136,18 @@ def register_database_errors(app: Flask) -> None:
         return error_response(500, "internal_error", "An internal error occurred.")
 
     app.register_error_handler(sa_exc.DBAPIError, database_unavailable)
+
+    def driver_error(exc: psycopg2.Error):
+        # Raised as psycopg2's own on the raw cursors some reads use (documents as bytes,
+        # snapshots of their own): the same answers as the SQLAlchemy-wrapped ones above.
+        db.session.rollback()
+        if isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
+            log.warning("database unavailable: %s", pg_deadline.failure_reason(exc))
+            return error_response(503, "unavailable", "The database is unavailable.")
+        log.exception("database error")
+        return error_response(500, "internal_error", "An internal error occurred.")
+
+    app.register_error_handler(psycopg2.Error, driver_error)
 
     def pool_exhausted(exc: sa_exc.TimeoutError):
         # Every pooled connection busy for pool_timeout: the database is unavailable to this
