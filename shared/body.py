@@ -248,7 +248,13 @@ def read_body(*, forms: bool = False, required: bool = True) -> dict[str, Any]:
     # The media type as werkzeug's `request.mimetype` reads it, without parsing parameters.
     mimetype = request.environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
     if forms and mimetype == "multipart/form-data":
-        return {key: request.form.get(key) for key in request.form}
+        # werkzeug's form parser reads the server's stream itself: its framing errors too are
+        # the client's 400 (see _read_from).
+        try:
+            form = request.form
+        except (OSError, _GunicornParseError):
+            raise ClientDisconnected() from None
+        return {key: form.get(key) for key in form}
     if forms and mimetype == "application/x-www-form-urlencoded":
         # Parsed from the decoded body, so a gzip-encoded form works like a plain one.
         pairs = urllib.parse.parse_qsl(

@@ -337,8 +337,11 @@ BROKEN_CHUNKS = {
 }
 
 
-def broken_chunked(url: str, method: str, path: str, body: bytes, token: str | None = None):
-    headers = {"Content-Type": "application/json", "Transfer-Encoding": "chunked",
+def broken_chunked(
+    url: str, method: str, path: str, body: bytes, token: str | None = None,
+    content_type: str = "application/json",
+):  # fmt: skip
+    headers = {"Content-Type": content_type, "Transfer-Encoding": "chunked",
                "Connection": "close"}  # fmt: skip
     if token:
         headers["Authorization"] = f"Bearer {token}"
@@ -368,8 +371,17 @@ def test_a_chunked_body_with_broken_framing_is_a_400_and_nothing_is_stored(
 
 
 @pytest.mark.parametrize("body", BROKEN_CHUNKS.values(), ids=BROKEN_CHUNKS.keys())
-@pytest.mark.parametrize("path", ["/v1/tokens", "/v1/revoke"])
-def test_an_sso_chunked_body_with_broken_framing_is_a_400(sso_server, path, body):
-    head, payload = broken_chunked(sso_server.url, "POST", path, body)
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        ("/v1/tokens", "application/json"),
+        ("/v1/revoke", "application/json"),
+        ("/v1/revoke", "application/x-www-form-urlencoded"),
+        # werkzeug's multipart parser reads the stream itself.
+        ("/v1/revoke", "multipart/form-data; boundary=xyz"),
+    ],
+)
+def test_an_sso_chunked_body_with_broken_framing_is_a_400(sso_server, path, content_type, body):
+    head, payload = broken_chunked(sso_server.url, "POST", path, body, content_type=content_type)
     assert_client_error(head, payload)
     assert b"unhandled error" not in sso_server.log_path.read_bytes()
