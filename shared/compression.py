@@ -24,9 +24,14 @@ SMALL_LEVEL, LARGE_LEVEL, LARGE = 6, 3, 256 * 1024
 
 
 def accepts_gzip() -> bool:
-    # RFC 9110 8.4.1.3: x-gzip is to be taken as gzip.
+    """gzip as the client names it (RFC 9110 8.4.1.3: x-gzip is gzip), else as `*` covers it:
+    an explicit `gzip;q=0` is never overruled by a wildcard."""
     accepted = request.accept_encodings
-    return max(accepted.quality("gzip"), accepted.quality("x-gzip")) > 0
+    listed = {value.lower(): quality for value, quality in accepted}
+    for name in ("gzip", "x-gzip"):
+        if name in listed:
+            return listed[name] > 0
+    return accepted.quality("gzip") > 0
 
 
 def register_compression(app: Flask) -> None:

@@ -134,7 +134,10 @@ def test_gzip_when_accepted_under_any_of_its_names(client, accept):
     assert response.headers["Content-Encoding"] == "gzip"
 
 
-@pytest.mark.parametrize("accept", ["gzip;q=0", "identity", "br", "*;q=0, identity"])
+@pytest.mark.parametrize(
+    "accept",
+    ["gzip;q=0", "identity", "br", "*;q=0, identity", "gzip;q=0, *", "x-gzip;q=0, *", "GZIP;q=0"],
+)
 def test_no_gzip_unless_accepted(client, accept):
     response = client.get("/big", headers={"Accept-Encoding": accept})
     assert "Content-Encoding" not in response.headers
