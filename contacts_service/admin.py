@@ -27,7 +27,7 @@ from collections import OrderedDict
 
 from sqlalchemy import text
 
-from contacts_service import notifications, repository
+from contacts_service import json_numbers, notifications, repository
 from contacts_service.extensions import db
 from shared.metrics import CloudFigures, CloudGauges
 
@@ -162,7 +162,7 @@ def export_vcard(cloud_id: str, username: str, device_id: str) -> str:
     # vobject (with dateutil, pytz, six) only where an export needs it: ≈ 2 MiB per process.
     from contacts_service.vcard import serialize
 
-    return serialize(json.loads(document) for document in repository.documents(device.pk))
+    return serialize(json_numbers.loads(document) for document in repository.documents(device.pk))
 
 
 def _dumps(value) -> str:

@@ -68,3 +68,12 @@ def dumps(value, **options) -> str:
     if raw:
         text = _MARKED.sub(lambda match: raw[int(match.group(1))], text)
     return text
+
+
+_DECODER = json.JSONDecoder(parse_float=parse_float, parse_int=parse_int)
+
+
+def loads(text: str | bytes):
+    """A stored document parsed back with the same number rules (an integer of 5,000 digits
+    that was stored must not make reading it fail)."""
+    return _DECODER.decode(text.decode("utf-8") if isinstance(text, bytes) else text)

@@ -174,6 +174,26 @@ def test_export_of_a_large_account_is_streamed_in_batches(ops, api, new_account,
         assert device["contacts"] == client.contacts(device["id"])["contacts"]
 
 
+def test_export_in_vcard_reads_contacts_with_any_number(ops, api, new_account):
+    # A contact keeps an integer of 5,000 digits as sent; reading it back for the vCard
+    # export must not fail (Python's int() refuses it).
+    account = new_account()
+    client = api.as_(account)
+    client.register("phone")
+    raw = '{"upsert": [{"contactId": "n", "fname": "Num", "big": ' + "9" * 5000 + "}]}"
+    assert (
+        client.patch(
+            "/v1/devices/phone/contacts", data=raw, headers={"Content-Type": "application/json"}
+        ).status_code
+        == 200
+    )
+    body = {**account_body(account), "format": "vcard", "device_id": "phone"}
+    response = post(ops, EXPORT, body)
+    assert response.status_code == 200, response.text[:300]
+    (card,) = vobject.readComponents(response.text)
+    assert card.uid.value == "n"
+
+
 def test_export_in_vcard_round_trips_names_and_numbers(ops, api, new_account):
     account = new_account()
     client = api.as_(account)

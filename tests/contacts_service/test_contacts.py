@@ -374,7 +374,6 @@ def test_etag_depends_on_since(alice):
         (b'"text"', 400, "invalid_json", None),
         (b'{"upsert": [{"contactId": "\\ud800"}]}', 400, "invalid_json", None),
         (b'{"upsert": [{"contactId": "a", "x": NaN}]}', 400, "invalid_json", None),
-        (b'{"upsert": [{"contactId": "a", "x": 1e999}]}', 422, "validation_error", "upsert.0"),
         (b'{"upsert": [{"contactId": "a", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}]}", 400,
          "invalid_json", None),
         (b'{"upsert": [{"contactId": "a"}, {"contactId": "b", "contactEntries": '
@@ -422,7 +421,7 @@ def test_put_validation_paths_start_at_contacts(alice):
 
 NUMBER_TEXTS = [
     "1e2", "1E2", "1.50", "3.141592653589793238462643383279", "-0", "-0.0", "1e-400",
-    "0.1", "4.5", "10", "-7", "9" * 5000, "1.0000000000000000001", "2.5E+10",
+    "0.1", "4.5", "10", "-7", "9" * 5000, "1.0000000000000000001", "2.5E+10", "1e999",
 ]  # fmt: skip
 
 
