@@ -63,6 +63,9 @@ class _CloudsLoader(yaml.SafeLoader):
     would then never match the one in the file."""
 
     def construct_mapping(self, node, deep=False):
+        # Merge keys (`<<`) first, so the keys they bring in are taken as written too.
+        if isinstance(node, yaml.MappingNode):
+            self.flatten_mapping(node)
         for key_node, _ in node.value:
             if isinstance(key_node, yaml.ScalarNode) and key_node.tag != _YAML_MERGE:
                 key_node.tag = _YAML_STR

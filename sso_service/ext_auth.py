@@ -261,14 +261,19 @@ def _numbers_from_json(data: dict) -> list[str]:
         if isinstance(item, dict):
             item = item.get("number")
         if isinstance(item, str):
-            numbers.append(item)
+            numbers.append(str(item))  # a plain str, also for _Digits
     return numbers
+
+
+class _Digits(str):
+    """An integer of an ext-auth answer, as its digits: a phone number may be sent as one, a
+    SIP URI may not (it stays a str subclass so the numbers take it like any string)."""
 
 
 def _parse_json(body: bytes) -> tuple[list[str], Any]:
     # Integers stay the digits they were sent as: int() refuses more than 4,300 digits, and
     # one absurd number must not fail a login (it is dropped with the other unusable ones).
-    data = json.loads(body, parse_int=str)
+    data = json.loads(body, parse_int=_Digits)
     if not isinstance(data, dict):
         raise ValueError("not an object")
     return _numbers_from_json(data), data.get("sipUri", data.get("sip_uri"))
@@ -310,7 +315,7 @@ def parse_answer(content_type: str | None, body: bytes, region: str | None) -> A
     except Exception:
         # json/XML/defusedxml errors alike: the provider sent something we cannot read.
         raise UpstreamError("unparseable") from None
-    sip_uri = (sip_uri.strip() or None) if isinstance(sip_uri, str) else None
+    sip_uri = (sip_uri.strip() or None) if type(sip_uri) is str else None
     if sip_uri is not None and len(sip_uri) > MAX_SIP_URI:
         sip_uri = None
     return AuthResult(normalise_numbers(numbers, region), sip_uri)

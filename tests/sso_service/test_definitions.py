@@ -81,6 +81,16 @@ def test_clouds_file_yaml_keys_are_the_cloud_ids_as_written(tmp_path, cloud_id):
     assert clouds[cloud_id].timeout == 3  # values are still typed
 
 
+def test_clouds_file_keys_brought_in_by_a_merge_key_are_as_written_too(tmp_path):
+    path = tmp_path / "clouds.yaml"
+    path.write_text(
+        "<<: {NO: {url: 'https://no/'}, 0123: {url: 'https://zero/'}}\non: {url: 'https://on/'}\n"
+    )
+    clouds = load_clouds_file(str(path))
+    assert set(clouds) == {"NO", "0123", "on"}
+    assert clouds["0123"].url == "https://zero/"
+
+
 def test_empty_clouds_file_is_no_clouds(tmp_path):
     path = tmp_path / "clouds.yaml"
     path.write_text("")

@@ -476,3 +476,20 @@ def test_a_number_too_long_for_an_int_is_dropped_not_a_failed_login(client, stub
     stub.script = lambda h: reply(h, 200, body)
     result = client.authenticate(Definition.from_fields({"url": stub.url()}), creds("pw"))
     assert result.phone_numbers == ["+15551230009", "+15551230004"]
+
+
+@pytest.mark.parametrize(
+    ("body", "numbers", "sip_uri"),
+    [
+        (
+            b'{"phoneNumbers": [15551230004, "+15551230009"], "sipUri": 12345}',
+            ["+15551230009"],
+            None,
+        ),
+        (b'{"phoneNumbers": ["+15551230009"], "sipUri": "sip:a@b"}', ["+15551230009"], "sip:a@b"),
+        (b'{"phoneNumbers": "+15551230009", "sipUri": ["sip:a@b"]}', ["+15551230009"], None),
+    ],
+)
+def test_an_integer_is_a_number_never_a_sip_uri(body, numbers, sip_uri):
+    result = parse_answer("application/json", body, None)
+    assert (result.phone_numbers, result.sip_uri) == (numbers, sip_uri)
