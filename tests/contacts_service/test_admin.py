@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from psycopg2 import sql
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from contacts_service import admin
+from contacts_service import admin, json_numbers
 from contacts_service.app import create_app
 from contacts_service.extensions import db
 from tests.support.admin import (
@@ -270,7 +270,8 @@ def dump_database(database) -> dict[str, list[dict]]:
             cursor.execute(
                 sql.SQL("SELECT row_to_json(t)::text FROM {} AS t").format(sql.Identifier(table))
             )
-            dump[table] = [json.loads(row[0]) for row in cursor.fetchall()]
+            # Contacts keep numbers as sent, integers of 5,000 digits too (json_numbers).
+            dump[table] = [json_numbers.loads(row[0]) for row in cursor.fetchall()]
     return dump
 
 
@@ -291,7 +292,7 @@ def rows_of(dump, account_id: int, device_pks: set[int], markers) -> dict[str, l
     found: dict[str, list[dict]] = {}
     for table, rows in dump.items():
         for row in rows:
-            text = json.dumps(row, ensure_ascii=False)
+            text = json_numbers.dumps(row, ensure_ascii=False)
             if (
                 (table == "accounts" and row.get("id") == account_id)
                 or row.get("account_id") == account_id

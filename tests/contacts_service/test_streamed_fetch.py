@@ -151,10 +151,7 @@ def test_the_stream_reads_one_snapshot_and_answers_with_its_revision(app, big_bo
     """The revision (hence the ETag) of a streamed answer is the one of the snapshot its
     documents come from: a write committed after the stream opened changes neither."""
     with app.app_context():
-        pk = db.session.execute(
-            db.text("SELECT pk FROM devices WHERE device_id = 'big' ORDER BY pk DESC LIMIT 1")
-        ).scalar_one()
-        db.session.rollback()
+        pk = newest_pk("big")
         before = repository.DocumentStream.open(pk, NOBODY, 5)
         try:
             big_book.upsert("big", [sample_contact("zz-new")])
@@ -206,10 +203,7 @@ def test_batches_are_bounded_in_bytes_and_the_last_one_ends_the_snapshot(
     notes = "n" * 30_000 + "😀"  # one character outside the BMP: bytes, not a 4-byte str
     alice.upsert("stall", [sample_contact(f"s{n:04d}", notes=notes) for n in range(STREAM_FROM)])
     with app.app_context():
-        pk = db.session.execute(
-            db.text("SELECT pk FROM devices WHERE device_id = 'stall' ORDER BY pk DESC LIMIT 1")
-        ).scalar_one()
-        db.session.rollback()
+        pk = newest_pk("stall")
         stream = repository.DocumentStream.open(pk, NOBODY, 5)
         try:
             sizes, open_snapshots = [], []
@@ -226,6 +220,17 @@ def test_batches_are_bounded_in_bytes_and_the_last_one_ends_the_snapshot(
     assert len(sizes) > 10  # 15 MB in about 1 MiB batches
     # Open while batches remain; ended before the last one reaches the caller.
     assert open_snapshots == [1] * (len(sizes) - 1) + [0]
+
+
+def newest_pk(device_id: str) -> int:
+    """The pk of the newest device of this id (in an app context; ends its transaction)."""
+    try:
+        return db.session.execute(
+            db.text("SELECT pk FROM devices WHERE device_id = :d ORDER BY pk DESC LIMIT 1"),
+            {"d": device_id},
+        ).scalar_one()
+    finally:
+        db.session.rollback()
 
 
 def repository_documents(app, pk: int) -> list[bytes]:
