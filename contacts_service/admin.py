@@ -50,7 +50,7 @@ def _execute(sql: str, **params):
 def find_account(cloud_id: str, username: str, lock: bool = False) -> int:
     """The account's id (its row locked FOR NO KEY UPDATE with `lock`); NoSuchAccount when
     there is none (also when a concurrent erase just deleted it)."""
-    sql = "SELECT id FROM accounts WHERE cloud_id = :c AND username = :u"
+    sql = repository.ACCOUNT_ID
     lock_clause = " FOR NO KEY UPDATE" if lock else ""
     account_id = _execute(sql + lock_clause, c=cloud_id, u=username).scalar()
     if account_id is None:
@@ -109,18 +109,10 @@ class JsonExport:
     ) -> JsonExport:
         snapshot = repository.ReadSnapshot.open(statement_timeout_seconds)
         try:
-            account = snapshot.one(
-                "SELECT id FROM accounts WHERE cloud_id = %s AND username = %s",
-                (cloud_id, username),
-            )
-            if account is None:
+            account_id = snapshot.account_id(cloud_id, username)
+            if account_id is None:
                 raise NoSuchAccount(cloud_id, username)
-            columns = ", ".join(repository.DeviceRow.__dataclass_fields__)
-            rows = snapshot.all(
-                f"SELECT {columns} FROM devices WHERE account_id = %s ORDER BY device_id",  # noqa: S608
-                (account[0],),
-            )
-            devices = [repository.DeviceRow(*row) for row in rows]
+            devices = snapshot.devices(account_id)
             if device_id is not None:
                 devices = [device for device in devices if device.device_id == device_id]
                 if not devices:

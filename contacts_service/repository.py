@@ -25,6 +25,12 @@ def _execute(sql: str, **params):
     return db.session.execute(text(sql), params)
 
 
+def _pyformat(sql: str) -> str:
+    """The same statement with psycopg2's placeholders (`:name` → `%(name)s`), for the raw
+    cursors of ReadSnapshot; a `::cast` is left alone."""
+    return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql)
+
+
 class Utf8Text:
     """UTF-8 text (the JSON documents of an upload) sent to PostgreSQL as a string literal
     straight from its bytes. As a str it would be decoded first — up to 4 bytes per character
@@ -152,8 +158,15 @@ def _device(row) -> DeviceRow | None:
     return DeviceRow(**{name: values[name] for name in DeviceRow.__dataclass_fields__})
 
 
+_DEVICE_COLUMNS = ", ".join(DeviceRow.__dataclass_fields__)
+_DEVICES_OF_ACCOUNT = (
+    f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE account_id = :a ORDER BY device_id"  # noqa: S608
+)
+ACCOUNT_ID = "SELECT id FROM accounts WHERE cloud_id = :c AND username = :u"
+
+
 def list_devices(account_id: int) -> list[DeviceRow]:
-    rows = _execute("SELECT * FROM devices WHERE account_id = :a ORDER BY device_id", a=account_id)
+    rows = _execute(_DEVICES_OF_ACCOUNT, a=account_id)
     return [_device(row) for row in rows]
 
 
@@ -654,7 +667,7 @@ _SMART_MATCHES = """
     ORDER BY cn.contact_id, cn.position
 """
 # The same with psycopg2's placeholders, for a raw connection.
-_SMART_MATCHES_RAW = re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", _SMART_MATCHES)
+_SMART_MATCHES_RAW = _pyformat(_SMART_MATCHES)
 
 SmartMatch = tuple[str, str | None, str, str, str | None]
 
@@ -743,6 +756,15 @@ class ReadSnapshot:
 
     def all(self, sql: str, params) -> list[tuple]:
         return self._run(lambda cursor: cursor.fetchall(), sql, params)
+
+    def account_id(self, cloud_id: str, username: str) -> int | None:
+        row = self.one(_pyformat(ACCOUNT_ID), {"c": cloud_id, "u": username})
+        return row[0] if row else None
+
+    def devices(self, account_id: int) -> list[DeviceRow]:
+        """The account's devices, as list_devices gives them."""
+        rows = self.all(_pyformat(_DEVICES_OF_ACCOUNT), {"a": account_id})
+        return [DeviceRow(*row) for row in rows]
 
     def documents(self, device_pk: int, *, last: bool = False):
         """The device's stored documents in contactId order, as lists of UTF-8 bytes. The
