@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -48,7 +49,32 @@ def test_gunicorn_refusals_use_the_error_shape(sso_server, request_bytes, status
 
 
 def _workers(server) -> list[int]:
-    return process_tree(server.process.pid)[1:]
+    # process_tree lists the descendants first and the master last.
+    return process_tree(server.process.pid)[:-1]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"  # not yet reaped
+    except FileNotFoundError:
+        return True
+
+
+def _end_worker(pid: int) -> None:
+    # A worker forked moments ago still runs the master's signal handlers until it installs
+    # its own, and those swallow a TERM: send it until the worker has gone, as an operator
+    # whose first TERM did nothing would.
+    def ended() -> bool:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        return _gone(pid)
+
+    wait_for(ended, timeout=30, interval=0.5, what=f"worker {pid} to end")
 
 
 def _all_ok(server, paths=("/healthz", "/metrics", "/readyz"), rounds=12) -> list[int]:
@@ -74,7 +100,7 @@ def test_workers_started_after_another_one_ended_still_serve(own_sso, how):
     wait_for(lambda: len(_workers(own_sso)) == 2, timeout=30, what="both workers")
     before = _workers(own_sso)
     if how.startswith("a worker"):
-        os.kill(before[0], signal.SIGTERM)
+        _end_worker(before[0])
     else:
         os.kill(own_sso.process.pid, signal.SIGHUP)
     wait_for(
