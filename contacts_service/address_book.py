@@ -187,7 +187,7 @@ def write_contacts(
                 numbers.numbers[start:end],
             )
         repository.record_seen_numbers(
-            caller.account_id, set(numbers.numbers), settings.smart_new_numbers_per_day
+            caller.account_id, numbers.numbers, settings.smart_new_numbers_per_day
         )
         repository.record_deletions(pk, revision, deleted)
         repository.forget_deletions(pk, sorted(inserted))
@@ -359,9 +359,10 @@ def smart_text(smart_map: dict) -> str:
 # --- Smart Contacts ---------------------------------------------------------------------------
 #
 # Which tel entries of a device are verified numbers of other accounts of the caller's Cloud
-# ID, behind the enumeration guard. Matching is one indexed join (repository.smart_matches):
-# contact_numbers (the device's E.164 numbers) → smart_seen_numbers (only numbers the guard let
-# through) → account_numbers (cloud_id, e164) → accounts.
+# ID, behind the enumeration guard. Matching (repository.smart_matches): smart_seen_numbers
+# (only numbers the guard let through) → account_numbers (cloud_id, e164) → accounts gives the
+# numbers that count and whose they are, then contact_numbers (the device's E.164 numbers)
+# gives the entries holding them.
 #
 # The guard: every distinct number that appears in an account's books is recorded once in
 # smart_seen_numbers (write_contacts). At most `per_day` of them are let through (granted) in

@@ -201,3 +201,42 @@ def test_enumeration_guard_limits_new_numbers_per_day(limited, new_account, data
         )
     assert list(scanner.contacts("d")["smart"]) == ["t"]
     assert target.account.username == scanner.contacts("d")["smart"]["t"][0]["username"]
+
+
+def test_the_allowance_is_shared_by_the_slices_of_a_large_upload(
+    contacts_config, new_account, monkeypatch
+):
+    # The seen numbers are recorded in ascending slices (a 32 MiB upload holds ≈ 930,000):
+    # together they must grant what one statement would — the lowest `allowance` new numbers,
+    # each once, a number repeated across a slice boundary included.
+    from contacts_service import repository
+    from contacts_service.app import create_app
+    from contacts_service.extensions import db
+
+    monkeypatch.setattr(repository, "SEEN_SLICE", 3)
+    allowance = 7
+    app = create_app({**contacts_config, "CONTACTS_SMART_NEW_NUMBERS_PER_DAY": str(allowance)})
+    client = app.test_client()
+    try:
+        peers = [new_account([f"+1555321{i:04d}"]) for i in range(10)]
+        for peer in peers:
+            auth = {"Authorization": f"Bearer {peer.token}"}
+            assert client.get("/v1/devices", headers=auth).status_code == 200
+        auth = {"Authorization": f"Bearer {new_account([]).token}"}
+        assert client.put("/v1/devices/d", headers=auth).status_code == 201
+        # Every number twice, in two contacts: sorted, n0 n0 n1 | n1 n2 n2 | n3 n3 n4 | ...
+        upsert = [
+            {"contactId": f"{copy}-{i}", "contactEntries": [tel("e", peer.numbers[0])]}
+            for i, peer in enumerate(peers)
+            for copy in ("a", "b")
+        ]
+        response = client.patch("/v1/devices/d/contacts", json={"upsert": upsert}, headers=auth)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        smart = client.get("/v1/devices/d/contacts", headers=auth).get_json()["smart"]
+        assert sorted(smart) == sorted(f"{c}-{i}" for i in range(allowance) for c in "ab")
+        assert {matches[0]["username"] for matches in smart.values()} == {
+            peer.username for peer in peers[:allowance]
+        }
+    finally:
+        with app.app_context():
+            db.engine.dispose()

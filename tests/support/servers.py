@@ -135,7 +135,22 @@ class PostgresDatabase:
         return self
 
     def drop(self) -> None:
-        self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        import psycopg2.errors
+
+        try:
+            self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        except psycopg2.errors.InsufficientPrivilege:
+            # FORCE may not end an autovacuum worker (busy after a large test) for a role
+            # without pg_signal_backend; a plain DROP ends those itself once ours are gone.
+            def dropped() -> bool:
+                self._admin(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+                    f"'{self.name}' AND usename = current_user AND pid <> pg_backend_pid()"
+                )
+                self._admin(f'DROP DATABASE IF EXISTS "{self.name}"')
+                return True
+
+            wait_for(dropped, timeout=30, interval=0.5, what=f"database {self.name} dropped")
 
 
 class ServiceProcess:
