@@ -676,7 +676,7 @@ def grant_oldest_pending(account_id: int, budget: int) -> None:
 # its own; probes of primary keys), then the device's tel entries with one of those numbers (one
 # pass over the device's numbers, `= ANY` of a constant array being hashed). As one join,
 # statistics not yet updated after a large upload (the device estimated at one row) planned an
-# index probe per number of the device: 929,500 of them took 5–15 s, and the device's reads
+# index probe per number of the device: 929,500 of them took 5 to 15 s, and the device's reads
 # were 503s (statement timeout) until autovacuum analysed the table.
 _SMART_OWNERS = """
     SELECT s.e164, a.username, a.sip_uri

@@ -113,14 +113,14 @@ class PostgresDatabase:
         parts = urllib.parse.urlsplit(admin_url)
         self.url = urllib.parse.urlunsplit(parts._replace(path="/" + self.name))
 
-    def _admin(self, sql: str) -> None:
+    def _admin(self, sql: str, params: tuple = ()) -> None:
         import psycopg2
 
         conn = psycopg2.connect(self.admin_url)
         conn.autocommit = True
         try:
             with conn.cursor() as cur:
-                cur.execute(sql)
+                cur.execute(sql, params or None)
         finally:
             conn.close()
 
@@ -144,8 +144,9 @@ class PostgresDatabase:
             # without pg_signal_backend; a plain DROP ends those itself once ours are gone.
             def dropped() -> bool:
                 self._admin(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
-                    f"'{self.name}' AND usename = current_user AND pid <> pg_backend_pid()"
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s"
+                    " AND usename = current_user AND pid <> pg_backend_pid()",
+                    (self.name,),
                 )
                 self._admin(f'DROP DATABASE IF EXISTS "{self.name}"')
                 return True
