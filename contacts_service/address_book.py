@@ -359,10 +359,9 @@ def smart_text(smart_map: dict) -> str:
 # --- Smart Contacts ---------------------------------------------------------------------------
 #
 # Which tel entries of a device are verified numbers of other accounts of the caller's Cloud
-# ID, behind the enumeration guard. Matching (repository.smart_matches): smart_seen_numbers
-# (only numbers the guard let through) → account_numbers (cloud_id, e164) → accounts gives the
-# numbers that count and whose they are, then contact_numbers (the device's E.164 numbers)
-# gives the entries holding them.
+# ID, behind the enumeration guard. Matching is one indexed join (repository.smart_matches):
+# contact_numbers (the device's E.164 numbers) → smart_seen_numbers (only numbers the guard let
+# through) → account_numbers (cloud_id, e164) → accounts.
 #
 # The guard: every distinct number that appears in an account's books is recorded once in
 # smart_seen_numbers (write_contacts). At most `per_day` of them are let through (granted) in
