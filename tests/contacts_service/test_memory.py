@@ -17,13 +17,6 @@ LIMIT = 32 * 1024 * 1024
 CEILING_MIB = 400
 
 
-def peak_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def long_notes(n: int) -> dict:
     """A contact near the per-contact size limit (64 KiB)."""
     notes = "Lorem ipsum dolor sit amet, ünïcödé ✓ " * 1400  # ≈ 60 kB of UTF-8
@@ -86,14 +79,14 @@ def test_a_body_at_the_limit_keeps_the_worker_under_400_mib(
     assert response.status_code == 200, response.text
     assert response.json()["upserted"] > 500
     workers = [pid for pid in process_tree(contacts_server.process.pid)][:-1]
-    peaks = {pid: peak_mib(pid) for pid in workers}
+    peaks = {pid: status_mib(pid, "VmHWM") for pid in workers}
     assert max(peaks.values()) < CEILING_MIB, peaks
     if not fetch_back:
         return
     fetched = alice.get("/v1/devices/huge/contacts", timeout=300)
     assert fetched.status_code == 200, fetched.text
     assert len(fetched.json()["contacts"]) == response.json()["upserted"]
-    peaks = {pid: peak_mib(pid) for pid in workers}
+    peaks = {pid: status_mib(pid, "VmHWM") for pid in workers}
     assert max(peaks.values()) < CEILING_MIB, peaks
 
 

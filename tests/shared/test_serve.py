@@ -53,26 +53,14 @@ def _workers(server) -> list[int]:
     return process_tree(server.process.pid)[:-1]
 
 
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"  # not yet reaped
-    except FileNotFoundError:
-        return True
-
-
-def _end_worker(pid: int) -> None:
+def _end_worker(server, pid: int) -> None:
     # A worker forked moments ago still runs the master's signal handlers until it installs
-    # its own, and those swallow a TERM: send it until the worker has gone, as an operator
-    # whose first TERM did nothing would.
+    # its own, and those swallow a TERM: send it until the master no longer lists the worker,
+    # as an operator whose first TERM did nothing would.
     def ended() -> bool:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        return _gone(pid)
+        return pid not in _workers(server)
 
     wait_for(ended, timeout=30, interval=0.5, what=f"worker {pid} to end")
 
@@ -100,7 +88,7 @@ def test_workers_started_after_another_one_ended_still_serve(own_sso, how):
     wait_for(lambda: len(_workers(own_sso)) == 2, timeout=30, what="both workers")
     before = _workers(own_sso)
     if how.startswith("a worker"):
-        _end_worker(before[0])
+        _end_worker(own_sso, before[0])
     else:
         os.kill(own_sso.process.pid, signal.SIGHUP)
     wait_for(
